@@ -1,0 +1,1 @@
+"""Application wiring: configuration, command line, console chat and Telegram start-up."""

@@ -1,0 +1,121 @@
+"""Settings from the environment (and an optional .env file), checked once at start.
+
+A missing or malformed setting raises ConfigError with a message fit for the
+operator; the token's value never appears in any message.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the setting, never a secret."""
+
+
+def _load_dotenv() -> None:
+    try:
+        from dotenv import load_dotenv
+    except ImportError:  # python-dotenv is a dependency; tolerate its absence anyway
+        return
+    load_dotenv(Path.cwd() / ".env", override=False)
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"设置 {name} 应为整数，现为 {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"设置 {name} 不能小于 {minimum}")
+    return value
+
+
+def _ids(env: dict[str, str], name: str) -> frozenset[int]:
+    raw = env.get(name, "").replace(";", ",").replace(" ", ",")
+    ids = set()
+    for part in filter(None, raw.split(",")):
+        try:
+            ids.add(int(part))
+        except ValueError:
+            raise ConfigError(f"设置 {name} 应为以逗号分隔的 Telegram 用户数字 ID，无法识别 {part!r}") from None
+    return frozenset(ids)
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    base_file_url: str | None = None
+    data_dir: Path = Path("var")
+    database_path: Path = Path("var/assistant.db")
+    index_path: Path = Path("var/index.db")
+    user_hash_salt: str = field(default="", repr=False)
+    admin_ids: frozenset[int] = frozenset()
+    flood_limit_per_minute: int = 20
+    selfcheck_ttl_hours: int = 24
+    retention_days: int = 365
+    reminder_days_before: int = 7
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
+        if env is None:
+            if read_dotenv:
+                _load_dotenv()
+            env = dict(os.environ)
+        token = env.get("TELEGRAM_BOT_TOKEN", "").strip() or None
+        if token is not None and (":" not in token or not token.split(":", 1)[0].isdigit()):
+            raise ConfigError("设置 TELEGRAM_BOT_TOKEN 格式不正确（应形如 123456:ABC…，请向 @BotFather 获取）")
+        base_url = env.get("TELEGRAM_BASE_URL", "").strip() or None
+        base_file_url = env.get("TELEGRAM_BASE_FILE_URL", "").strip() or None
+        for name, url in (("TELEGRAM_BASE_URL", base_url), ("TELEGRAM_BASE_FILE_URL", base_file_url)):
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise ConfigError(f"设置 {name} 应以 http:// 或 https:// 开头")
+        data_dir = Path(env.get("PILOT_DATA_DIR", "").strip() or "var")
+        database_path = Path(env.get("DATABASE_PATH", "").strip() or data_dir / "assistant.db")
+        index_path = Path(env.get("INDEX_PATH", "").strip() or data_dir / "index.db")
+        webhook_url = env.get("WEBHOOK_URL", "").strip() or None
+        if webhook_url is not None and not webhook_url.startswith("https://"):
+            raise ConfigError("设置 WEBHOOK_URL 应以 https:// 开头")
+        return cls(
+            token=token,
+            base_url=base_url,
+            base_file_url=base_file_url,
+            data_dir=data_dir,
+            database_path=database_path,
+            index_path=index_path,
+            user_hash_salt=env.get("USER_HASH_SALT", "").strip() or _stored_salt(data_dir),
+            admin_ids=_ids(env, "ADMIN_IDS"),
+            flood_limit_per_minute=_int(env, "FLOOD_LIMIT_PER_MINUTE", 20, minimum=1),
+            selfcheck_ttl_hours=_int(env, "SELFCHECK_TTL_HOURS", 24, minimum=1),
+            retention_days=_int(env, "RETENTION_DAYS", 365, minimum=1),
+            reminder_days_before=_int(env, "REMINDER_DAYS_BEFORE", 7, minimum=0),
+            webhook_url=webhook_url,
+            webhook_listen=env.get("WEBHOOK_LISTEN", "").strip() or "127.0.0.1",
+            webhook_port=_int(env, "WEBHOOK_PORT", 8443, minimum=1),
+            webhook_secret=env.get("WEBHOOK_SECRET", "").strip() or None,
+        )
+
+
+def _stored_salt(data_dir: Path) -> str:
+    """Without USER_HASH_SALT, a random salt kept beside the data (created once, private)."""
+    path = data_dir / "user_hash_salt"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    salt = secrets.token_hex(16)
+    path.write_text(salt, encoding="utf-8")
+    path.chmod(0o600)
+    return salt
