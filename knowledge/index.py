@@ -1,0 +1,190 @@
+"""The search index: SQLite (through sqlite-utils), rebuilt when the YAML changes.
+
+What is stored: the segmenter's dictionary, one row per searchable text
+(canonical question, phrasings, answer) with its tokens in a full-text table,
+and a weight per token. The index remembers the content hash of the YAML it
+was built from; opening it with different YAML rebuilds it, never by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import jieba
+import sqlite_utils
+
+from knowledge.loader import KnowledgeBase
+from knowledge.segment import TERM_FREQ, Segmenter, canonical_map
+from knowledge.textnorm import Normaliser, phrase_rewrites
+from knowledge.typos import PinyinCorrector, pinyin_table, word_sounds
+
+# Bump when the way texts are tokenised or weighted changes: old indexes rebuild.
+INDEX_VERSION = "4"
+QUESTION_WORDS = ("几", "多少", "哪些", "哪个", "哪里", "哪儿", "谁", "什么时候", "何时", "多久", "多长",
+                  "几个", "几份", "几年", "能不能", "可不可以", "要不要", "是否", "怎么", "如何")
+
+
+@dataclass(frozen=True)
+class Doc:
+    entry_id: str
+    kind: str  # question | phrasing | answer
+    tokens: frozenset[str]
+    joined: str  # the content tokens run together, for character-level fuzzy matching
+
+
+class Index:
+    """An open index: segmenter, token weights and the docs, ready for search."""
+
+    def __init__(self, db: sqlite_utils.Database, kb: KnowledgeBase) -> None:
+        self.db = db
+        self.kb = kb
+        vocab = kb.vocabulary
+        self.normalise = Normaliser(phrase_rewrites(vocab.misspellings, vocab.synonyms))
+        word_freqs = {r["word"]: r["freq"] for r in db["words"].rows}
+        self.segmenter = Segmenter(word_freqs, canonical_map(vocab.synonyms), vocab.stopwords)
+        self.typos = PinyinCorrector(((r["word"], r["sound"]) for r in db["word_sounds"].rows), self._char_pinyin)
+        self.weights: dict[str, float] = {r["token"]: r["weight"] for r in db["weights"].rows}
+        self.unknown_weight = max(self.weights.values(), default=1.0)
+        self.docs: dict[int, Doc] = {}
+        for r in db["docs"].rows:
+            tokens = r["tokens"].split()
+            self.docs[r["id"]] = Doc(r["entry_id"], r["kind"], frozenset(tokens), "".join(tokens))
+        self.doc_count = len(self.docs)
+
+    @classmethod
+    def open(cls, path: str | Path, kb: KnowledgeBase) -> Index:
+        """Open the index at path, rebuilding it first if it is missing or stale."""
+        if str(path) == ":memory:":
+            db = sqlite_utils.Database(memory=True)
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite_utils.Database(path)
+        if not is_current(db, kb):
+            build(db, kb)
+        return cls(db, kb)
+
+    def _char_pinyin(self, ch: str) -> str | None:
+        row = self.db.execute("select pinyin from char_pinyin where ch = ?", [ch]).fetchone()
+        return row[0] if row else None
+
+    def tokens(self, text: str) -> list[str]:
+        return self.segmenter.tokens(self.typos.correct(self.normalise(text)))
+
+    def weight(self, token: str) -> float:
+        weight = self.weights.get(token)
+        if weight is not None:
+            return weight
+        # A word the knowledge base never uses: heavy if it is a real word,
+        # lighter for a stray single character (often colloquial filler).
+        return self.unknown_weight if len(token) > 1 else self.unknown_weight * 0.5
+
+    def candidates(self, tokens: list[str], limit: int = 60) -> list[int]:
+        """Doc ids sharing words with the question, best (BM25) first."""
+        known = [t for t in dict.fromkeys(tokens) if t in self.weights]
+        if not known:
+            return []
+        query = " OR ".join('"' + t.replace('"', '""') + '"' for t in known)
+        rows = self.db.execute(
+            "select rowid from docs_fts where docs_fts match ? order by rank limit ?", [query, limit]
+        ).fetchall()
+        return [r[0] for r in rows]
+
+
+def content_key(kb: KnowledgeBase) -> str:
+    return f"{INDEX_VERSION}:{kb.content_hash}"
+
+
+def is_current(db: sqlite_utils.Database, kb: KnowledgeBase) -> bool:
+    if "index_meta" not in db.table_names() or "docs_fts" not in db.table_names():
+        return False
+    try:
+        row = db["index_meta"].get("content")
+    except sqlite_utils.db.NotFoundError:
+        return False
+    return row["value"] == content_key(kb)
+
+
+def _kb_texts(kb: KnowledgeBase) -> list[str]:
+    texts = []
+    for e in kb.entries.values():
+        texts += [e.question, *e.phrasings, e.answer]
+    texts += [c.title + c.text for c in kb.clauses.values()]
+    return texts
+
+
+def dictionary_words(kb: KnowledgeBase, normalise: Normaliser) -> dict[str, int]:
+    """jieba's own words that occur in the knowledge base, plus its terms and synonyms."""
+    texts = [normalise(t) for t in _kb_texts(kb)]
+    substrings: set[str] = set()
+    for text in texts:
+        for size in range(2, 7):
+            substrings.update(text[i:i + size] for i in range(len(text) - size + 1))
+    words: dict[str, int] = {}
+    with jieba.get_dict_file() as fh:
+        for line in fh:
+            parts = line.decode("utf-8").split(" ")
+            if len(parts) >= 2 and parts[0] in substrings:
+                words[parts[0]] = int(parts[1])
+    vocab = kb.vocabulary
+    own = list(vocab.terms) + list(vocab.stopwords) + list(vocab.misspellings.values()) + list(QUESTION_WORDS)
+    for group in vocab.synonyms:
+        own += [w for w in group if " " not in w]
+    for word in own:
+        word = normalise(word)
+        if word:
+            words[word] = max(words.get(word, 0), TERM_FREQ)
+    return words
+
+
+def build(db: sqlite_utils.Database, kb: KnowledgeBase) -> None:
+    """(Re)create every index table from the knowledge base.
+
+    The content key is written last, so an interrupted build is simply
+    rebuilt at the next start."""
+    vocab = kb.vocabulary
+    normalise = Normaliser(phrase_rewrites(vocab.misspellings, vocab.synonyms))
+    words = dictionary_words(kb, normalise)
+    segmenter = Segmenter(words, canonical_map(vocab.synonyms), vocab.stopwords)
+
+    rows = []
+    entry_tokens: dict[str, set[str]] = defaultdict(set)
+    for entry in kb.entries.values():
+        texts = [("question", entry.question)] + [("phrasing", p) for p in entry.phrasings]
+        texts.append(("answer", entry.answer))
+        for kind, text in texts:
+            tokens = segmenter.tokens(normalise(text))
+            if not tokens:
+                continue
+            rows.append({"entry_id": entry.id, "kind": kind, "text": text, "tokens": " ".join(tokens)})
+            if kind != "answer":
+                entry_tokens[entry.id].update(tokens)
+    # Weight = inverse entry frequency over questions and phrasings: a word
+    # that names one topic counts for much more than one that is everywhere.
+    df = Counter(t for tokens in entry_tokens.values() for t in tokens)
+    n = max(len(entry_tokens), 1)
+    weights = {t: math.log(1 + n / c) for t, c in df.items()}
+    for row in rows:  # answer-only words still need a weight
+        for t in row["tokens"].split():
+            weights.setdefault(t, math.log(1 + n))
+
+    pinyin_of = dict(pinyin_table())
+    sounds = list(word_sounds(words, pinyin_of))
+
+    for table_name in ("index_meta", "docs_fts", "docs", "words", "weights", "word_sounds", "char_pinyin"):
+        if table_name in db.table_names():
+            db[table_name].drop()
+    for name in [t for t in db.table_names() if t.startswith("docs_fts_")]:
+        db[name].drop(ignore=True)
+    db["words"].insert_all(({"word": w, "freq": f} for w, f in words.items()), pk="word", batch_size=5000)
+    db["weights"].insert_all(({"token": t, "weight": w} for t, w in weights.items()), pk="token",
+                             batch_size=5000)
+    db["word_sounds"].insert_all(({"word": w, "sound": s} for w, s in sounds), pk="word", batch_size=5000)
+    db["char_pinyin"].insert_all(({"ch": c, "pinyin": p} for c, p in pinyin_of.items()), pk="ch", batch_size=10000)
+    db["docs"].insert_all(rows, pk="id", batch_size=5000,
+                          columns={"id": int, "entry_id": str, "kind": str, "text": str, "tokens": str})
+    db["docs"].enable_fts(["tokens"], fts_version="FTS5", tokenize="unicode61", create_triggers=False)
+    db["docs"].populate_fts(["tokens"])
+    db["index_meta"].insert({"key": "content", "value": content_key(kb)}, pk="key")
