@@ -26,6 +26,11 @@ from knowledge.smalltalk import SmallTalkDetector
 MAX_QUESTION_CHARS = 300
 # Where a question may be cut into parts: punctuation and joining words.
 _SPLIT = re.compile(r"[?!;.,]|以及|还有|另外|并且|同时|顺便问(?:一?下)?|和|及|跟")
+# A part of a message counts as a question of its own when it asks something
+# ("交到哪", "几份") or is a short noun phrase ("截止时间"); "我们是一家养老
+#服务中心" is context for the question that follows, not a question.
+_ASKS = re.compile(r"[?吗呢嘛么]|了解|想知道|想问|请问|咨询|介绍|几|多少|多久|多长|哪|什么|啥|谁|怎|如何|是否|能否|可否|何|有没有|是不是|要不要|能不能|可不可以")
+SHORT_PART = 6
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class Thresholds:
     answer: float = 0.50      # at least this to answer ...
     margin: float = 0.04      # ... and this far ahead of the next entry,
     sure: float = 0.72        # ... unless the score is this high anyway
-    coverage: float = 0.55    # share of the question's meaning the match must cover
+    coverage: float = 0.50    # share of the question's meaning the match must cover
     ambiguous: float = 0.36   # below this: not covered
     candidates_within: float = 0.12  # ambiguous candidates are this close to the best
 
@@ -87,6 +92,9 @@ class Assistant:
             # the question is most likely about something the notice lacks.
             return compose.unknown_reply(self.kb, top.score, [self.kb.entries[top.entry_id]])
         entries = [self.kb.entries[m.entry_id] for m in close]
+        if not any(e.covered for e in entries):
+            # Every candidate is something the notice is silent on: say so, with the contact.
+            return compose.entry_reply(self.kb, entries[0], self.today(), top.score)
         return compose.ambiguous_reply(self.kb, entries, top.score)
 
     def _confident(self, ranking: Ranking) -> bool:
@@ -104,13 +112,16 @@ class Assistant:
             return None
         found: list[tuple[Entry, float]] = []
         for part in parts[:4]:
+            if len(part) > SHORT_PART and not _ASKS.search(part):
+                continue
             ranking = self.matcher.rank(part)
             if self._confident(ranking) and all(e.id != ranking.top.entry_id for e, _ in found):
                 found.append((self.kb.entries[ranking.top.entry_id], ranking.top.score))
         if len(found) < 2:
             return None
         weakest = min(score for _, score in found)
-        if self._confident(whole) and whole.top.score >= weakest - 0.05:
+        whole_is_a_part = whole.top is not None and any(e.id == whole.top.entry_id for e, _ in found)
+        if self._confident(whole) and not whole_is_a_part and whole.top.score >= weakest - 0.05:
             return None
         return compose.combined_reply(self.kb, [e for e, _ in found], self.today(), weakest)
 

@@ -22,7 +22,7 @@ from knowledge.textnorm import Normaliser, phrase_rewrites
 from knowledge.typos import PinyinCorrector, pinyin_table, word_sounds
 
 # Bump when the way texts are tokenised or weighted changes: old indexes rebuild.
-INDEX_VERSION = "4"
+INDEX_VERSION = "5"
 QUESTION_WORDS = ("几", "多少", "哪些", "哪个", "哪里", "哪儿", "谁", "什么时候", "何时", "多久", "多长",
                   "几个", "几份", "几年", "能不能", "可不可以", "要不要", "是否", "怎么", "如何")
 
@@ -45,7 +45,9 @@ class Index:
         self.normalise = Normaliser(phrase_rewrites(vocab.misspellings, vocab.synonyms))
         word_freqs = {r["word"]: r["freq"] for r in db["words"].rows}
         self.segmenter = Segmenter(word_freqs, canonical_map(vocab.synonyms), vocab.stopwords)
-        self.typos = PinyinCorrector(((r["word"], r["sound"]) for r in db["word_sounds"].rows), self._char_pinyin)
+        known_chars = {c for w in word_freqs for c in w}
+        self.typos = PinyinCorrector(((r["word"], r["sound"]) for r in db["word_sounds"].rows), self._char_pinyin,
+                                     known_words=word_freqs, known_chars=known_chars)
         self.weights: dict[str, float] = {r["token"]: r["weight"] for r in db["weights"].rows}
         self.unknown_weight = max(self.weights.values(), default=1.0)
         self.docs: dict[int, Doc] = {}
@@ -139,6 +141,16 @@ def dictionary_words(kb: KnowledgeBase, normalise: Normaliser) -> dict[str, int]
     return words
 
 
+def correction_targets(kb: KnowledgeBase, normalise: Normaliser) -> set[str]:
+    """The words a typo may be corrected towards: the knowledge base's own terms and
+    synonyms, never just any word that happens to occur in its text."""
+    vocab = kb.vocabulary
+    words = list(vocab.terms) + list(vocab.misspellings.values())
+    for group in vocab.synonyms:
+        words += [w for w in group if " " not in w]
+    return {normalise(w) for w in words if normalise(w)}
+
+
 def build(db: sqlite_utils.Database, kb: KnowledgeBase) -> None:
     """(Re)create every index table from the knowledge base.
 
@@ -171,7 +183,7 @@ def build(db: sqlite_utils.Database, kb: KnowledgeBase) -> None:
             weights.setdefault(t, math.log(1 + n))
 
     pinyin_of = dict(pinyin_table())
-    sounds = list(word_sounds(words, pinyin_of))
+    sounds = list(word_sounds(correction_targets(kb, normalise), pinyin_of))
 
     for table_name in ("index_meta", "docs_fts", "docs", "words", "weights", "word_sounds", "char_pinyin"):
         if table_name in db.table_names():

@@ -17,6 +17,8 @@ import jieba
 jieba.setLogLevel(logging.WARNING)
 
 _WORD = re.compile(r"[\w%]+")
+# Latin letters are cut out before jieba, which would otherwise find "it" in "hospital".
+_LATIN = re.compile(r"([a-z]+)")
 # Frequency given to the knowledge base's own terms so they always stay whole.
 TERM_FREQ = 100_000
 
@@ -46,7 +48,13 @@ class Segmenter:
 
     def words(self, text: str) -> list[str]:
         """Every segment that is a word (punctuation and spaces dropped)."""
-        return [w for w in self._tokenizer.lcut(text, HMM=False) if _WORD.fullmatch(w)]
+        out = []
+        for n, piece in enumerate(_LATIN.split(text)):
+            if n % 2:
+                out.append(piece)
+            elif piece:
+                out += [w for w in self._tokenizer.lcut(piece, HMM=False) if _WORD.fullmatch(w)]
+        return out
 
     def tokens(self, text: str) -> list[str]:
         out = []

@@ -58,7 +58,7 @@ class Normaliser:
     def __call__(self, text: str) -> str:
         text = basic_normalise(text)
         if self._pattern is not None:
-            text = self._pattern.sub(lambda m: self._rewrites[m.group(0)], text)
+            text = _CJK_GAP.sub("", self._pattern.sub(lambda m: self._rewrites[m.group(0)], text))
         return text
 
 

@@ -39,12 +39,19 @@ def pinyin_table() -> Iterable[tuple[str, str]]:
 
 
 class PinyinCorrector:
-    """words_sounds: (word, space-joined toneless pinyin) of the knowledge base's words;
-    char_pinyin: looks up one character's toneless pinyin (None when unknown)."""
+    """word_sounds: (word, space-joined toneless pinyin) of the words worth correcting
+    towards (the knowledge base's terms and synonyms); known_words: every word of the
+    knowledge base, kept whole; known_chars: every character the knowledge base uses.
+    char_pinyin looks up one character's toneless pinyin (None when unknown).
 
-    def __init__(self, word_sounds: Iterable[tuple[str, str]], char_pinyin: Callable[[str], str | None]) -> None:
+    A stretch is corrected only when it holds a character the knowledge base never
+    uses: 申抱 (抱 is foreign to the notice) is a typo, 是事业 is just Chinese."""
+
+    def __init__(self, word_sounds: Iterable[tuple[str, str]], char_pinyin: Callable[[str], str | None],
+                 known_words: Iterable[str] = (), known_chars: Iterable[str] = ()) -> None:
         self._lookup = lru_cache(maxsize=8192)(char_pinyin)
-        self._known: set[str] = set()
+        self._known: set[str] = set(known_words)
+        self._chars = frozenset(known_chars)
         self._by_sound: dict[tuple[str, ...], list[str]] = {}
         self._by_letters: dict[str, str] = {}
         for word, sound in word_sounds:
@@ -74,6 +81,8 @@ class PinyinCorrector:
                 if window in self._known:
                     found = window  # a real word: keep it whole, never "correct" inside it
                     break
+                if all(c in self._chars for c in window):
+                    continue
                 sound = self._sound(window)
                 if sound is None:
                     continue

@@ -3,7 +3,7 @@ from knowledge.textnorm import Normaliser, basic_normalise, phrase_rewrites
 
 
 def test_full_width_and_case_fold():
-    assert basic_normalise("ＰＩＬＯＴ　申报？？") == "pilot申报?"
+    assert basic_normalise("ＰＩＬＯＴ　申报？？") == "pilot 申报?"
 
 
 def test_traditional_to_simplified():
