@@ -7,6 +7,7 @@ operator; the token's value never appears in any message.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,23 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     if value < minimum:
         raise ConfigError(f"设置 {name} 不能小于 {minimum}")
     return value
+
+
+def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"设置 {name} 应为数字，现为 {raw!r}") from None
+    if not value >= minimum:  # also refuses nan
+        raise ConfigError(f"设置 {name} 不能小于 {minimum:g}")
+    return value
+
+
+# Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and - as a webhook secret token.
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 def _ids(env: dict[str, str], name: str) -> frozenset[int]:
@@ -66,6 +84,18 @@ class Settings:
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_secret: str | None = field(default=None, repr=False)
+    # Outgoing traffic (PTB AIORateLimiter plus a per-chat limit). Defaults are Telegram's
+    # published limits; tests and the benchmark raise them to measure the bot, not the quota.
+    # 0 switches a limit off.
+    rate_overall_per_second: float = 30.0
+    rate_per_chat_per_second: float = 1.0
+    rate_chat_burst: int = 3
+    rate_group_per_minute: float = 20.0
+    max_retries: int = 3            # 429s and network errors on outgoing calls
+    concurrent_updates: int = 256   # updates processed at once
+    connection_pool_size: int = 16  # HTTP connections to the Bot API (and requests in flight)
+    typing_delay_ms: int = 500      # show "typing" when a reply takes longer than this
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
@@ -87,6 +117,15 @@ class Settings:
         webhook_url = env.get("WEBHOOK_URL", "").strip() or None
         if webhook_url is not None and not webhook_url.startswith("https://"):
             raise ConfigError("设置 WEBHOOK_URL 应以 https:// 开头")
+        log_level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("设置 LOG_LEVEL 应为 DEBUG、INFO、WARNING 或 ERROR 之一")
+        webhook_port = _int(env, "WEBHOOK_PORT", 8443, minimum=1)
+        if webhook_port > 65535:
+            raise ConfigError("设置 WEBHOOK_PORT 应为 1-65535 之间的端口号")
+        webhook_secret = env.get("WEBHOOK_SECRET", "").strip() or None
+        if webhook_secret is not None and not _SECRET.match(webhook_secret):
+            raise ConfigError("设置 WEBHOOK_SECRET 只能包含字母、数字、_ 和 -，长度 1-256")
         return cls(
             token=token,
             base_url=base_url,
@@ -102,8 +141,17 @@ class Settings:
             reminder_days_before=_int(env, "REMINDER_DAYS_BEFORE", 7, minimum=0),
             webhook_url=webhook_url,
             webhook_listen=env.get("WEBHOOK_LISTEN", "").strip() or "127.0.0.1",
-            webhook_port=_int(env, "WEBHOOK_PORT", 8443, minimum=1),
-            webhook_secret=env.get("WEBHOOK_SECRET", "").strip() or None,
+            webhook_port=webhook_port,
+            webhook_secret=webhook_secret,
+            rate_overall_per_second=_float(env, "TELEGRAM_RATE_OVERALL", 30.0),
+            rate_per_chat_per_second=_float(env, "TELEGRAM_RATE_PER_CHAT", 1.0),
+            rate_chat_burst=_int(env, "TELEGRAM_RATE_CHAT_BURST", 3, minimum=1),
+            rate_group_per_minute=_float(env, "TELEGRAM_RATE_GROUP_PER_MINUTE", 20.0),
+            max_retries=_int(env, "TELEGRAM_MAX_RETRIES", 3),
+            concurrent_updates=_int(env, "TELEGRAM_CONCURRENT_UPDATES", 256, minimum=1),
+            connection_pool_size=_int(env, "TELEGRAM_CONNECTIONS", 16, minimum=1),
+            typing_delay_ms=_int(env, "TELEGRAM_TYPING_DELAY_MS", 500),
+            log_level=log_level,
         )
 
 
