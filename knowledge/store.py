@@ -161,6 +161,23 @@ class Store:
     def active_subscribers(self) -> list[int]:
         return [r["chat_id"] for r in self.db["subscribers"].rows_where("active = 1 and blocked = 0", order_by="chat_id")]
 
+    def is_subscribed(self, chat_id: int) -> bool:
+        return bool(self.db.execute(
+            "select 1 from subscribers where chat_id = ? and active = 1 and blocked = 0", [chat_id]).fetchone())
+
+    def migrate_subscriber(self, old_chat_id: int, new_chat_id: int) -> None:
+        """A group became a supergroup (Telegram's ChatMigrated): keep the subscription under the new id."""
+        with self.db.conn:
+            self.db.execute("delete from subscribers where chat_id = ?", [new_chat_id])
+            self.db.execute("update subscribers set chat_id = ? where chat_id = ?", [new_chat_id, old_chat_id])
+
+    def subscriber_counts(self) -> dict[str, int]:
+        """active (will receive), blocked (blocked the bot; skipped), unsubscribed."""
+        row = self.db.execute(
+            "select coalesce(sum(active = 1 and blocked = 0), 0), coalesce(sum(blocked = 1), 0), "
+            "coalesce(sum(active = 0 and blocked = 0), 0) from subscribers").fetchone()
+        return {"active": row[0], "blocked": row[1], "unsubscribed": row[2]}
+
     # -- retention ---------------------------------------------------------------
 
     def purge_older_than(self, days: int, now: datetime | None = None) -> int:
