@@ -67,11 +67,15 @@ def cmd_clause(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     from knowledge.loader import load_knowledge
+    from knowledge.selfcheck import load_selfcheck
 
     kb = load_knowledge(args.data_dir)
+    flow = kb.source_dir / "selfcheck.yaml"
+    selfcheck = load_selfcheck(kb, flow if flow.exists() else None)
     covered = sum(e.covered for e in kb.entries.values())
     print(f"知识库检查通过：{len(kb.clauses)} 个条款，{covered} 个问答条目，"
-          f"{len(kb.entries) - covered} 个“通知未涉及”条目，{len(kb.vocabulary.synonyms)} 组同义词。")
+          f"{len(kb.entries) - covered} 个“通知未涉及”条目，{len(kb.vocabulary.synonyms)} 组同义词，"
+          f"资格自测 {len(selfcheck.flow.steps)} 步。")
     return 0
 
 
@@ -86,10 +90,10 @@ def cmd_telegram(args: argparse.Namespace, settings: Settings) -> int:
         print("未设置 TELEGRAM_BOT_TOKEN：请向 @BotFather 申请机器人令牌后设置该环境变量（或写入 .env）。",
               file=sys.stderr)
         return 2
-    load_assistant(args, settings)  # validate the knowledge base before going online
+    assistant = load_assistant(args, settings)  # validate the knowledge base before going online
     from bot.telegram_app import run
 
-    return run(settings)
+    return run(settings, assistant)
 
 
 def cmd_default(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from handlers import commands, errors, feedback, flood, inline, media, questions, selfcheck
+from handlers import (
+    commands,
+    errors,
+    feedback,
+    flood,
+    inline,
+    media,
+    questions,
+    selfcheck,
+    staff,
+    subscriptions,
+)
 from handlers.common import SERVICES_KEY, Services
 
-MODULES = (flood, selfcheck, commands, feedback, questions, inline, media, errors)
+MODULES = (flood, selfcheck, commands, feedback, questions, inline, media, subscriptions, staff, errors)
 
 
 def register_all(application: Application, deps: Services) -> None:

@@ -19,6 +19,8 @@ BOT_COMMANDS = (
     BotCommand("check", "资格自测"),
     BotCommand("deadline", "申报截止时间"),
     BotCommand("contact", "联系方式"),
+    BotCommand("subscribe", "订阅通知公告和截止提醒"),
+    BotCommand("unsubscribe", "取消订阅"),
     BotCommand("help", "使用帮助"),
     BotCommand("cancel", "退出当前操作"),
 )

@@ -20,6 +20,7 @@ from knowledge.index import Index
 from knowledge.loader import Entry, KnowledgeBase, load_knowledge
 from knowledge.matcher import Matcher, Ranking
 from knowledge.reply import Button, Outcome, Reply
+from knowledge.selfcheck import SelfCheck, load_selfcheck
 from knowledge.smalltalk import SmallTalkDetector
 
 # Longest question text that is matched; the rest of a pasted essay is noise.
@@ -54,6 +55,10 @@ class Assistant:
         self.today = today
         self.thresholds = thresholds or Thresholds()
         self.smalltalk = SmallTalkDetector(kb.smalltalk)
+        flow = kb.source_dir / "selfcheck.yaml"
+        # The interview is validated with the rest of the knowledge base, so a
+        # broken selfcheck.yaml is refused at start, by kb check and by /reload.
+        self.selfcheck: SelfCheck = load_selfcheck(kb, flow if flow.exists() else None)
 
     @classmethod
     def load(cls, index_path: str | Path, data_dir: str | Path | None = None,
@@ -173,7 +178,8 @@ class Assistant:
         text = ("使用方法：\n"
                 "· 直接输入问题，如“哪些单位可以申报？”“申请书要交几份？”\n"
                 "· /faq 按主题浏览常见问题\n· /check 资格自测\n· /deadline 申报截止时间\n"
-                "· /contact 联系方式\n· /cancel 退出当前操作\n"
+                "· /contact 联系方式\n· /subscribe 订阅公告和截止提醒（/unsubscribe 取消）\n"
+                "· /cancel 退出当前操作\n"
                 "回答均依据通知原文并注明条款；通知没有写的内容，我会如实说明并给出咨询电话。")
         return Reply(text, Outcome.SMALLTALK, 1.0, buttons=compose.START_BUTTONS)
 

@@ -65,3 +65,21 @@ def test_bad_setting_stops_with_message(tmp_path):
     assert proc.returncode == 2
     assert "TELEGRAM_BOT_TOKEN" in proc.stderr
     assert "not-a-token" not in proc.stderr
+
+
+def test_console_runs_the_self_check_and_writes_the_form(tmp_path):
+    from docx import Document
+
+    # 事业单位, then answer every remaining question with its first option ("yes"-like)
+    lines = ["/check", "2", "为什么", "申报截止时间？", "1", "上一步", "1"] + ["1"] * 12 + ["生成申请书", "武汉市某某中心"]
+    proc = run([], "\n".join(lines) + "\n/quit\n", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "资格自测开始" in out and "为什么问这个" in out
+    assert "5月20日" in out and "——继续资格自测——" in out   # a question mid-interview is answered
+    assert "符合申报条件" in out
+    forms = list(tmp_path.glob("申请书-*.docx"))
+    assert len(forms) == 1
+    text = "\n".join(p.text for p in Document(forms[0]).paragraphs)
+    text += "\n".join(c.text for t in Document(forms[0]).tables for r in t.rows for c in r.cells)
+    assert "武汉市某某中心" in text

@@ -61,7 +61,8 @@ async def test_start_welcome_buttons_and_command_menu(bot, assistant):
     assert call.params["parse_mode"] == "HTML"
     commands = bot.api.calls_to("setMyCommands")[0].params["commands"]
     assert [c["command"] for c in commands] == [c.command for c in BOT_COMMANDS]
-    assert {"start", "help", "faq", "check", "deadline", "contact", "cancel"} == {c["command"] for c in commands}
+    assert {"start", "help", "faq", "check", "deadline", "contact", "cancel", "subscribe", "unsubscribe"} == {
+        c["command"] for c in commands}
     assert bot.api.calls_to("deleteWebhook")  # polling starts by clearing any webhook
 
 
