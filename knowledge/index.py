@@ -22,7 +22,12 @@ from knowledge.textnorm import Normaliser, phrase_rewrites
 from knowledge.typos import PinyinCorrector, pinyin_table, word_sounds
 
 # Bump when the way texts are tokenised or weighted changes: old indexes rebuild.
-INDEX_VERSION = "5"
+INDEX_VERSION = "6"
+# A word is "rare" (used in full-text retrieval) when at most this many entries,
+# or this share of them, use it; with none rare, the heaviest few are used.
+RARE_ENTRIES = 20
+RARE_SHARE = 0.01
+FALLBACK_WORDS = 3
 QUESTION_WORDS = ("几", "多少", "哪些", "哪个", "哪里", "哪儿", "谁", "什么时候", "何时", "多久", "多长",
                   "几个", "几份", "几年", "能不能", "可不可以", "要不要", "是否", "怎么", "如何")
 
@@ -33,6 +38,7 @@ class Doc:
     kind: str  # question | phrasing | answer
     tokens: frozenset[str]
     joined: str  # the content tokens run together, for character-level fuzzy matching
+    weight: float  # the sum of its tokens' weights
 
 
 class Index:
@@ -50,11 +56,11 @@ class Index:
                                      known_words=word_freqs, known_chars=known_chars)
         self.weights: dict[str, float] = {r["token"]: r["weight"] for r in db["weights"].rows}
         self.unknown_weight = max(self.weights.values(), default=1.0)
-        self.docs: dict[int, Doc] = {}
-        for r in db["docs"].rows:
-            tokens = r["tokens"].split()
-            self.docs[r["id"]] = Doc(r["entry_id"], r["kind"], frozenset(tokens), "".join(tokens))
-        self.doc_count = len(self.docs)
+        # Only words that few entries use go into the full-text query: a word in
+        # every other entry would make SQLite rank thousands of rows for nothing.
+        # Such words still count when candidates are scored.
+        entries = db.execute("select count(distinct entry_id) from docs").fetchone()[0]
+        self.rare_weight = math.log(1 + entries / max(RARE_ENTRIES, entries * RARE_SHARE))
 
     @classmethod
     def open(cls, path: str | Path, kb: KnowledgeBase) -> Index:
@@ -83,16 +89,19 @@ class Index:
         # lighter for a stray single character (often colloquial filler).
         return self.unknown_weight if len(token) > 1 else self.unknown_weight * 0.5
 
-    def candidates(self, tokens: list[str], limit: int = 60) -> list[int]:
-        """Doc ids sharing words with the question, best (BM25) first."""
-        known = [t for t in dict.fromkeys(tokens) if t in self.weights]
+    def candidates(self, tokens: list[str], limit: int = 60) -> list[Doc]:
+        """Docs sharing rare-enough words with the question, best (BM25) first."""
+        known = sorted((t for t in dict.fromkeys(tokens) if t in self.weights), key=self.weights.get, reverse=True)
         if not known:
             return []
-        query = " OR ".join('"' + t.replace('"', '""') + '"' for t in known)
+        rare = [t for t in known if self.weights[t] >= self.rare_weight] or known[:FALLBACK_WORDS]
+        query = " OR ".join('"' + t.replace('"', '""') + '"' for t in rare)
         rows = self.db.execute(
-            "select rowid from docs_fts where docs_fts match ? order by rank limit ?", [query, limit]
+            "select d.entry_id, d.kind, d.tokens, d.weight from docs_fts join docs d on d.id = docs_fts.rowid "
+            "where docs_fts match ? order by docs_fts.rank limit ?", [query, limit]
         ).fetchall()
-        return [r[0] for r in rows]
+        return [Doc(entry_id, kind, frozenset(words.split()), words.replace(" ", ""), weight)
+                for entry_id, kind, words, weight in rows]
 
 
 def content_key(kb: KnowledgeBase) -> str:
@@ -181,6 +190,8 @@ def build(db: sqlite_utils.Database, kb: KnowledgeBase) -> None:
     for row in rows:  # answer-only words still need a weight
         for t in row["tokens"].split():
             weights.setdefault(t, math.log(1 + n))
+    for row in rows:
+        row["weight"] = sum(weights[t] for t in set(row["tokens"].split()))
 
     pinyin_of = dict(pinyin_table())
     sounds = list(word_sounds(correction_targets(kb, normalise), pinyin_of))
@@ -196,7 +207,8 @@ def build(db: sqlite_utils.Database, kb: KnowledgeBase) -> None:
     db["word_sounds"].insert_all(({"word": w, "sound": s} for w, s in sounds), pk="word", batch_size=5000)
     db["char_pinyin"].insert_all(({"ch": c, "pinyin": p} for c, p in pinyin_of.items()), pk="ch", batch_size=10000)
     db["docs"].insert_all(rows, pk="id", batch_size=5000,
-                          columns={"id": int, "entry_id": str, "kind": str, "text": str, "tokens": str})
+                          columns={"id": int, "entry_id": str, "kind": str, "text": str, "tokens": str,
+                                   "weight": float})
     db["docs"].enable_fts(["tokens"], fts_version="FTS5", tokenize="unicode61", create_triggers=False)
     db["docs"].populate_fts(["tokens"])
     db["index_meta"].insert({"key": "content", "value": content_key(kb)}, pk="key")

@@ -18,6 +18,9 @@ import yaml
 
 from knowledge.errors import KnowledgeError
 
+# libyaml's parser when PyYAML was built with it: several times faster on a large base.
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 DATA_DIR = Path(__file__).parent / "data"
 FILES = ("notice.yaml", "meta.yaml", "faq.yaml", "synonyms.yaml", "smalltalk.yaml")
 MAX_ANSWER_CHARS = 300
@@ -127,7 +130,7 @@ def load_knowledge(data_dir: str | Path | None = None) -> KnowledgeBase:
             raise KnowledgeError(name, f"文件不存在（在 {base} 中）") from None
         digest.update(name.encode() + b"\0" + content + b"\0")
         try:
-            raw[name] = yaml.safe_load(content.decode("utf-8"))
+            raw[name] = yaml.load(content.decode("utf-8"), Loader=_YamlLoader)  # noqa: S506 (a safe loader)
         except UnicodeDecodeError:
             raise KnowledgeError(name, "文件不是 UTF-8 编码") from None
         except yaml.YAMLError as exc:

@@ -58,8 +58,7 @@ class Matcher:
         total = sum(weights.values())
         joined = "".join(tokens)
         best: dict[str, Match] = {}
-        for doc_id in index.candidates(tokens, limit):
-            doc = index.docs[doc_id]
+        for doc in index.candidates(tokens, limit):
             matched = 0.0
             doc_matched = 0.0
             for t in tokens:
@@ -69,8 +68,7 @@ class Matcher:
                 elif len(t) > 1 and any(len(d) > 1 and (t in d or d in t) for d in doc.tokens):
                     matched += PARTIAL_CREDIT * weights[t]
             q_cov = matched / total
-            doc_weight = sum(index.weight(d) for d in doc.tokens)
-            d_cov = doc_matched / doc_weight if doc_weight else 0.0
+            d_cov = doc_matched / doc.weight if doc.weight else 0.0
             similarity = fuzz.ratio(joined, doc.joined) / 100
             if doc.kind == "answer":
                 score = ANSWER_DOC_FACTOR * q_cov

@@ -135,7 +135,8 @@ async def test_stats_equals_independent_counts_with_chart(staff_bot):
     top_id, top_count = exp["top"].most_common(1)[0]
     assert "1. 【" in text and f"{kb.entries[top_id].question} — {top_count} 次" in text
     photo = await bot.api.wait_for_call("sendPhoto", STAFF)
-    assert photo.params["photo"] == {"filename": "stats.png"}
+    assert photo.params["photo"]["filename"] == "stats.png"
+    assert photo.params["photo"]["content"][:8] == b"\x89PNG\r\n\x1a\n"
     bad = await bot.ask(STAFF, "/stats 0")
     assert bad.text.startswith("用法")
 
