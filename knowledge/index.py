@@ -28,6 +28,7 @@ INDEX_VERSION = "6"
 RARE_ENTRIES = 20
 RARE_SHARE = 0.01
 FALLBACK_WORDS = 3
+RANK_ALL_BELOW = 10_000  # docs
 QUESTION_WORDS = ("几", "多少", "哪些", "哪个", "哪里", "哪儿", "谁", "什么时候", "何时", "多久", "多长",
                   "几个", "几份", "几年", "能不能", "可不可以", "要不要", "是否", "怎么", "如何")
 
@@ -60,6 +61,7 @@ class Index:
         # every other entry would make SQLite rank thousands of rows for nothing.
         # Such words still count when candidates are scored.
         entries = db.execute("select count(distinct entry_id) from docs").fetchone()[0]
+        self.doc_rows = db["docs"].count
         self.rare_weight = math.log(1 + entries / max(RARE_ENTRIES, entries * RARE_SHARE))
 
     @classmethod
@@ -94,11 +96,16 @@ class Index:
         known = sorted((t for t in dict.fromkeys(tokens) if t in self.weights), key=self.weights.get, reverse=True)
         if not known:
             return []
-        rare = [t for t in known if self.weights[t] >= self.rare_weight] or known[:FALLBACK_WORDS]
-        query = " OR ".join('"' + t.replace('"', '""') + '"' for t in rare)
+        rare = [t for t in known if self.weights[t] >= self.rare_weight]
+        # With only common words, BM25 would rank tens of thousands of rows on a
+        # large base, and no candidate could be confident anyway: there, take the
+        # first matches. A small base is cheap to rank whatever the words.
+        order = "order by docs_fts.rank" if rare or self.doc_rows <= RANK_ALL_BELOW else ""
+        words = rare or known[:FALLBACK_WORDS]
+        query = " OR ".join('"' + t.replace('"', '""') + '"' for t in words)
         rows = self.db.execute(
             "select d.entry_id, d.kind, d.tokens, d.weight from docs_fts join docs d on d.id = docs_fts.rowid "
-            "where docs_fts match ? order by docs_fts.rank limit ?", [query, limit]
+            f"where docs_fts match ? {order} limit ?", [query, limit]
         ).fetchall()
         return [Doc(entry_id, kind, frozenset(words.split()), words.replace(" ", ""), weight)
                 for entry_id, kind, words, weight in rows]
