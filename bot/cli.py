@@ -70,8 +70,7 @@ def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     from knowledge.selfcheck import load_selfcheck
 
     kb = load_knowledge(args.data_dir)
-    flow = kb.source_dir / "selfcheck.yaml"
-    selfcheck = load_selfcheck(kb, flow if flow.exists() else None)
+    selfcheck = load_selfcheck(kb)
     covered = sum(e.covered for e in kb.entries.values())
     print(f"知识库检查通过：{len(kb.clauses)} 个条款，{covered} 个问答条目，"
           f"{len(kb.entries) - covered} 个“通知未涉及”条目，{len(kb.vocabulary.synonyms)} 组同义词，"
@@ -139,8 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        if args.func.__code__.co_argcount == 1:  # staff commands take args only
-            return int(args.func(args) or 0)
         return int(args.func(args, settings) or 0)
     except (KnowledgeError, ConfigError) as exc:
         print(f"错误：{exc}", file=sys.stderr)

@@ -56,10 +56,9 @@ def _knowledge(args: argparse.Namespace) -> KnowledgeBase | None:
         return None
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from knowledge import stats
 
-    settings = Settings.from_env()
     store = _open_store(args, settings)
     if store is None:
         return 2
@@ -80,10 +79,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_unanswered(args: argparse.Namespace) -> int:
+def cmd_unanswered(args: argparse.Namespace, settings: Settings) -> int:
     from knowledge import unanswered
 
-    settings = Settings.from_env()
     store = _open_store(args, settings)
     if store is None:
         return 2

@@ -303,6 +303,17 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await handler(update, context, key, session, parts[3:])
 
 
+def _on_current_step(session: dict[str, Any], args: list[str]) -> bool:
+    """A step button (back, help) is live only on the step it was made for."""
+    return session["phase"] == INTERVIEW and args == [session["state"].get("step")]
+
+
+async def _drop_stale(context: ContextTypes.DEFAULT_TYPE, key: str, query: Any, exc: StaleState) -> None:
+    """The stored interview cannot go on (the flow was edited): forget it and say why."""
+    services(context).store.delete_session(key)
+    await query.answer(str(exc))
+
+
 async def _on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE, key: str, session: dict[str, Any],
                      args: list[str]) -> None:
     query = update.callback_query
@@ -314,8 +325,7 @@ async def _on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE, key: st
     try:
         state = sc.answer(session["state"], option_id, step_id=step_id)
     except StaleState as exc:
-        services(context).store.delete_session(key)
-        await query.answer(str(exc))
+        await _drop_stale(context, key, query, exc)
         return
     except InvalidAnswer as exc:
         await query.answer(str(exc))
@@ -356,7 +366,7 @@ async def _on_back(update: Update, context: ContextTypes.DEFAULT_TYPE, key: str,
                    args: list[str]) -> None:
     query = update.callback_query
     state = session["state"]
-    if session["phase"] != INTERVIEW or args != [state.get("step")]:
+    if not _on_current_step(session, args):
         await query.answer(STALE)
         return
     if not state.get("history"):
@@ -365,8 +375,7 @@ async def _on_back(update: Update, context: ContextTypes.DEFAULT_TYPE, key: str,
     try:
         state = engine(context).back(state)
     except StaleState as exc:
-        services(context).store.delete_session(key)
-        await query.answer(str(exc))
+        await _drop_stale(context, key, query, exc)
         return
     await _advance(update, context, key, session, state, edit=query)
 
@@ -375,14 +384,13 @@ async def _on_help(update: Update, context: ContextTypes.DEFAULT_TYPE, key: str,
                    args: list[str]) -> None:
     query = update.callback_query
     state = session["state"]
-    if session["phase"] != INTERVIEW or args != [state.get("step")]:
+    if not _on_current_step(session, args):
         await query.answer(STALE)
         return
     try:
         view = engine(context).view(state)
     except StaleState as exc:
-        services(context).store.delete_session(key)
-        await query.answer(str(exc))
+        await _drop_stale(context, key, query, exc)
         return
     assert view is not None
     await query.answer()

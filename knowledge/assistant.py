@@ -55,10 +55,9 @@ class Assistant:
         self.today = today
         self.thresholds = thresholds or Thresholds()
         self.smalltalk = SmallTalkDetector(kb.smalltalk)
-        flow = kb.source_dir / "selfcheck.yaml"
         # The interview is validated with the rest of the knowledge base, so a
         # broken selfcheck.yaml is refused at start, by kb check and by /reload.
-        self.selfcheck: SelfCheck = load_selfcheck(kb, flow if flow.exists() else None)
+        self.selfcheck: SelfCheck = load_selfcheck(kb)
 
     @classmethod
     def load(cls, index_path: str | Path, data_dir: str | Path | None = None,

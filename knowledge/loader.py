@@ -117,29 +117,36 @@ class KnowledgeBase:
         return [c for cid, c in self.clauses.items() if cid == clause_id or cid.startswith(prefix)]
 
 
+def read_yaml_file(path: Path) -> tuple[dict[str, Any], bytes]:
+    """A knowledge file's top-level mapping and its bytes (for content hashes);
+    KnowledgeError, naming the file and the line, on anything unreadable."""
+    name = path.name
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise KnowledgeError(name, f"文件不存在（在 {path.parent} 中）") from None
+    try:
+        doc = yaml.load(content.decode("utf-8"), Loader=_YamlLoader)  # noqa: S506 (a safe loader)
+    except UnicodeDecodeError:
+        raise KnowledgeError(name, "文件不是 UTF-8 编码") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else "某处"
+        problem = getattr(exc, "problem", None) or "格式错误"
+        raise KnowledgeError(name, f"YAML 语法错误，{where}：{problem}") from None
+    if not isinstance(doc, dict):
+        raise KnowledgeError(name, "文件顶层应为键值映射（mapping）")
+    return doc, content
+
+
 def load_knowledge(data_dir: str | Path | None = None) -> KnowledgeBase:
     """Read every knowledge file from data_dir (default: the embedded one) and validate it."""
     base = Path(data_dir) if data_dir is not None else DATA_DIR
     raw: dict[str, Any] = {}
     digest = hashlib.sha256()
     for name in FILES:
-        path = base / name
-        try:
-            content = path.read_bytes()
-        except FileNotFoundError:
-            raise KnowledgeError(name, f"文件不存在（在 {base} 中）") from None
+        raw[name], content = read_yaml_file(base / name)
         digest.update(name.encode() + b"\0" + content + b"\0")
-        try:
-            raw[name] = yaml.load(content.decode("utf-8"), Loader=_YamlLoader)  # noqa: S506 (a safe loader)
-        except UnicodeDecodeError:
-            raise KnowledgeError(name, "文件不是 UTF-8 编码") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else "某处"
-            problem = getattr(exc, "problem", None) or "格式错误"
-            raise KnowledgeError(name, f"YAML 语法错误，{where}：{problem}") from None
-        if not isinstance(raw[name], dict):
-            raise KnowledgeError(name, "文件顶层应为键值映射（mapping）")
 
     clauses = _clauses(raw["notice.yaml"])
     meta = _meta(raw["meta.yaml"], clauses)

@@ -18,11 +18,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
-
 from knowledge import compose
 from knowledge.errors import KnowledgeError
-from knowledge.loader import KnowledgeBase, Meta
+from knowledge.loader import KnowledgeBase, Meta, read_yaml_file
 from knowledge.textnorm import basic_normalise
 
 # Whitespace between two non-ASCII characters (CJK, full-width punctuation).
@@ -125,21 +123,7 @@ def load_flow(path: str | Path | None, clause_ids: Collection[str]) -> Flow:
     """
     path = Path(path) if path is not None else DEFAULT_PATH
     file = path.name
-    try:
-        content = path.read_bytes()
-    except FileNotFoundError:
-        raise KnowledgeError(file, f"文件不存在（{path}）") from None
-    try:
-        doc = yaml.safe_load(content.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise KnowledgeError(file, "文件不是 UTF-8 编码") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else "某处"
-        problem = getattr(exc, "problem", None) or "格式错误"
-        raise KnowledgeError(file, f"YAML 语法错误，{where}：{problem}") from None
-    if not isinstance(doc, dict):
-        raise KnowledgeError(file, "文件顶层应为键值映射（mapping）")
+    doc, content = read_yaml_file(path)
     return _Parser(file, set(clause_ids)).flow(doc, hashlib.sha256(content).hexdigest()[:12])
 
 
@@ -672,5 +656,9 @@ class SelfCheck:
 
 
 def load_selfcheck(kb: KnowledgeBase, path: str | Path | None = None) -> SelfCheck:
-    """The embedded (or given) flow, validated against kb's clauses, with their labels."""
+    """The flow beside kb's own YAML (the embedded one when that folder has none),
+    or the given file, validated against kb's clauses, with their labels."""
+    if path is None:
+        beside = kb.source_dir / DEFAULT_PATH.name
+        path = beside if beside.exists() else None
     return SelfCheck(load_flow(path, kb.clauses), {cid: c.label for cid, c in kb.clauses.items()})
