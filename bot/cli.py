@@ -67,7 +67,7 @@ def cmd_clause(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     from knowledge.loader import load_knowledge
-    from knowledge.selfcheck import load_selfcheck
+    from knowledge.selfcheck.flow import load_selfcheck
 
     kb = load_knowledge(args.data_dir)
     selfcheck = load_selfcheck(kb)

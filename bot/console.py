@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from knowledge.application_form import build_application_form
 from knowledge.assistant import Assistant
 from knowledge.reply import Button, Reply
-from knowledge.selfcheck import SelfCheckError
+from knowledge.selfcheck.application_form import build_application_form
+from knowledge.selfcheck.flow import SelfCheckError
 
 PROMPT = "问> "
 

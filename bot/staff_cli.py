@@ -19,7 +19,7 @@ from knowledge.errors import KnowledgeError
 
 if TYPE_CHECKING:
     from knowledge.loader import KnowledgeBase
-    from knowledge.store import Store
+    from knowledge.storage.store import Store
 
 STATS_DAYS = 7
 UNANSWERED_DAYS = 30
@@ -36,7 +36,7 @@ def _days(value: str) -> int:
 
 
 def _open_store(args: argparse.Namespace, settings: Settings) -> Store | None:
-    from knowledge.store import Store
+    from knowledge.storage.store import Store
 
     path = Path(args.db) if args.db else settings.database_path
     if not path.is_file():
@@ -57,7 +57,7 @@ def _knowledge(args: argparse.Namespace) -> KnowledgeBase | None:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from knowledge import stats
+    from knowledge.staff import stats
 
     store = _open_store(args, settings)
     if store is None:
@@ -68,7 +68,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
     print(stats.format_report(figures, _knowledge(args)))
     if args.chart:
-        from knowledge.chart import write_daily_chart
+        from knowledge.staff.chart import write_daily_chart
 
         try:
             path = write_daily_chart(figures, args.chart)
@@ -80,7 +80,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_unanswered(args: argparse.Namespace, settings: Settings) -> int:
-    from knowledge import unanswered
+    from knowledge.staff import unanswered
 
     store = _open_store(args, settings)
     if store is None:

@@ -34,7 +34,7 @@ from handlers.common import Services
 from handlers.flood import FloodLimiter
 from knowledge.assistant import Assistant
 from knowledge.errors import KnowledgeError
-from knowledge.store import Store
+from knowledge.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from handlers.flood import FloodLimiter
     from knowledge.assistant import Assistant
-    from knowledge.store import Store
+    from knowledge.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from telegram import Message, Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from handlers.common import Services, send_reply
-from knowledge.compose import START_BUTTONS
+from knowledge.answering.compose import START_BUTTONS
 from knowledge.reply import Outcome, Reply
 
 TEXT_ONLY = Reply("抱歉，我只能读懂文字。请用文字提问，例如“申报截止时间是什么时候？”，或点下方按钮。",

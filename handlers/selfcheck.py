@@ -1,4 +1,4 @@
-"""The eligibility self-check in Telegram: a thin adapter over knowledge.selfcheck.
+"""The eligibility self-check in Telegram: a thin adapter over knowledge.selfcheck.flow.
 
 Entry points: `/check`, `/start check` and the 资格自测 button (commands.py) call
 start_selfcheck; /cancel calls cancel_selfcheck. One message per interview is
@@ -56,8 +56,8 @@ from handlers.common import (
     strip_mention,
     typing_after,
 )
-from knowledge.application_form import build_application_form
-from knowledge.selfcheck import (
+from knowledge.selfcheck.application_form import build_application_form
+from knowledge.selfcheck.flow import (
     CAUTION,
     ELIGIBLE,
     InvalidAnswer,

@@ -41,9 +41,9 @@ from telegram.ext import (
 
 from handlers import subscriptions
 from handlers.common import Services, services, split_text
-from knowledge import chart, stats, unanswered
-from knowledge.broadcast import announcement
 from knowledge.errors import KnowledgeError
+from knowledge.staff import chart, stats, unanswered
+from knowledge.staff.broadcast import announcement
 
 if TYPE_CHECKING:
     from knowledge.loader import KnowledgeBase

@@ -21,10 +21,10 @@ from telegram.error import ChatMigrated, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
 from handlers.common import SERVICES_KEY, Services, services
-from knowledge.broadcast import UNSUBSCRIBE_HINT, DeliveryReport, reminder_due, reminder_key
-from knowledge.compose import cn_date
-from knowledge.stats import OFFICE_TZ
-from knowledge.store import Store
+from knowledge.answering.compose import cn_date
+from knowledge.staff.broadcast import UNSUBSCRIBE_HINT, DeliveryReport, reminder_due, reminder_key
+from knowledge.staff.stats import OFFICE_TZ
+from knowledge.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from knowledge import compose
-from knowledge.index import Index
+from knowledge.answering import compose
+from knowledge.answering.index import Index
+from knowledge.answering.score import Matcher, Ranking
+from knowledge.answering.smalltalk import SmallTalkDetector
 from knowledge.loader import Entry, KnowledgeBase, load_knowledge
-from knowledge.matcher import Matcher, Ranking
 from knowledge.reply import Button, Outcome, Reply
-from knowledge.selfcheck import SelfCheck, load_selfcheck
-from knowledge.smalltalk import SmallTalkDetector
+from knowledge.selfcheck.flow import SelfCheck, load_selfcheck
 
 # Longest question text that is matched; the rest of a pasted essay is noise.
 MAX_QUESTION_CHARS = 300

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
+from knowledge.answering.index import Index
 from knowledge.assistant import Assistant
-from knowledge.index import Index
 from knowledge.loader import KnowledgeBase, load_knowledge
-from knowledge.store import Store
+from knowledge.storage.store import Store
 from tests.fake_bot_api import TOKEN, Call, FakeBotAPI
 
 AFTER_DEADLINE = date(2026, 11, 28)

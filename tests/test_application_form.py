@@ -9,7 +9,7 @@ import pytest
 from docx import Document
 from docx.oxml.ns import qn
 
-from knowledge.application_form import (
+from knowledge.selfcheck.application_form import (
     PART_ONE,
     PART_THREE,
     PART_TWO,
@@ -18,7 +18,7 @@ from knowledge.application_form import (
     build_application_form,
     pilot_name,
 )
-from knowledge.selfcheck import load_selfcheck
+from knowledge.selfcheck.flow import load_selfcheck
 
 UNIT = "武汉市江岸区教育局"
 GOOD = {

@@ -5,8 +5,8 @@ from datetime import date
 
 import pytest
 
+from knowledge.answering.index import Index
 from knowledge.assistant import Assistant
-from knowledge.index import Index
 from knowledge.reply import Outcome
 from tests.conftest import AFTER_DEADLINE, BEFORE_DEADLINE
 

@@ -2,8 +2,8 @@ import shutil
 
 import yaml
 
+from knowledge.answering.index import Index, is_current
 from knowledge.assistant import Assistant
-from knowledge.index import Index, is_current
 from knowledge.loader import DATA_DIR, load_knowledge
 from knowledge.reply import Outcome
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from knowledge.errors import KnowledgeError
-from knowledge.selfcheck import (
+from knowledge.selfcheck.flow import (
     DEFAULT_PATH,
     InvalidAnswer,
     SelfCheck,

@@ -1,7 +1,7 @@
 """End to end: the eligibility self-check in Telegram, through the fake Bot API server
 and the real Application (see tests/test_telegram_e2e.py).
 
-Expected texts come from the engine (knowledge.selfcheck) itself, so these tests
+Expected texts come from the engine (knowledge.selfcheck.flow) itself, so these tests
 check the Telegram side: one message edited as the user advances, the buttons and
 their callback data, stale buttons, typed answers, questions mid-interview, the
 state in SQLite (across a restart of the bot, per chat and user) and the 申请书.
@@ -18,8 +18,8 @@ import pytest
 from docx import Document
 
 from handlers import selfcheck as h
-from knowledge.selfcheck import SelfCheck, load_selfcheck
-from knowledge.store import iso, utcnow
+from knowledge.selfcheck.flow import SelfCheck, load_selfcheck
+from knowledge.storage.store import iso, utcnow
 from tests.conftest import BotHarness
 from tests.fake_bot_api import BOT_USERNAME, Call
 

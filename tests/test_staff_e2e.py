@@ -19,11 +19,11 @@ import yaml
 
 from handlers import MODULES, staff, subscriptions
 from handlers.common import SERVICES_KEY
+from knowledge.answering.index import Index
 from knowledge.assistant import Assistant
-from knowledge.broadcast import ANNOUNCEMENT_HEAD, reminder_key
-from knowledge.index import Index
 from knowledge.loader import DATA_DIR
-from knowledge.stats import OFFICE_TZ
+from knowledge.staff.broadcast import ANNOUNCEMENT_HEAD, reminder_key
+from knowledge.staff.stats import OFFICE_TZ
 from tests.conftest import AFTER_DEADLINE, BEFORE_DEADLINE
 from tests.fake_bot_api import BOT_USERNAME, ApiError
 from tests.test_stats import expected, seed
@@ -329,7 +329,7 @@ async def test_deadline_reminder_before_the_deadline_once(staff_bot, kb, index_p
 
 
 def test_reminder_due_edges():
-    from knowledge.broadcast import reminder_due
+    from knowledge.staff.broadcast import reminder_due
 
     deadline = date(2016, 5, 20)
     morning = datetime(2016, 5, 1, 8, 0, tzinfo=OFFICE_TZ)

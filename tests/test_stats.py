@@ -1,4 +1,4 @@
-"""Staff figures: knowledge.stats against counts worked out here from the seeded rows,
+"""Staff figures: knowledge.staff.stats against counts worked out here from the seeded rows,
 the chart as a real PNG, and `python -m bot report` through a subprocess."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from knowledge import chart, stats
-from knowledge.store import Store
+from knowledge.staff import chart, stats
+from knowledge.storage.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 CST = timezone(timedelta(hours=8))

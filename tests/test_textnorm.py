@@ -1,5 +1,5 @@
-from knowledge.smalltalk import SmallTalkDetector
-from knowledge.textnorm import Normaliser, basic_normalise, phrase_rewrites
+from knowledge.answering.normalise import Normaliser, basic_normalise, phrase_rewrites
+from knowledge.answering.smalltalk import SmallTalkDetector
 
 
 def test_full_width_and_case_fold():

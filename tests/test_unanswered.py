@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from knowledge import unanswered
 from knowledge.errors import KnowledgeError
 from knowledge.loader import DATA_DIR, MIN_PHRASINGS, load_knowledge
-from knowledge.store import Store
+from knowledge.staff import unanswered
+from knowledge.storage.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)

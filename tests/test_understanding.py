@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from knowledge.textnorm import basic_normalise
+from knowledge.answering.normalise import basic_normalise
 
 SET = Path(__file__).parent / "data" / "understanding.yaml"
 

@@ -23,11 +23,11 @@ import sqlite_utils
 import yaml
 from rapidfuzz import fuzz, process
 
-from knowledge.stats import period
+from knowledge.staff.stats import period
 
 if TYPE_CHECKING:
     from knowledge.loader import KnowledgeBase
-    from knowledge.store import Store
+    from knowledge.storage.store import Store
 
 REASONS = {"unknown": "未能回答", "ambiguous": "需澄清", "thumbs_down": "👎"}
 # Score (0-100) from which two questions are taken as the same: char-level

@@ -18,14 +18,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from knowledge import compose
+from knowledge.answering import compose
+from knowledge.answering.normalise import basic_normalise
 from knowledge.errors import KnowledgeError
 from knowledge.loader import KnowledgeBase, Meta, read_yaml_file
-from knowledge.textnorm import basic_normalise
 
 # Whitespace between two non-ASCII characters (CJK, full-width punctuation).
 _CJK_GAP = re.compile(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f])")
-DEFAULT_PATH = Path(__file__).parent / "data" / "selfcheck.yaml"
+DEFAULT_PATH = Path(__file__).parent.parent / "data" / "selfcheck.yaml"
 # Ids end up in Telegram callback data ("sc:<step>:<option>", at most 64 bytes).
 ID_PATTERN = re.compile(r"^[a-z0-9_]{1,24}$")
 MEANINGS = ("yes", "no", "unsure")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from knowledge.stats import OFFICE_TZ
+from knowledge.staff.stats import OFFICE_TZ
 
 ANNOUNCEMENT_HEAD = "📢 申报通知"
 UNSUBSCRIBE_HINT = "（不想再收到通知，请发送 /unsubscribe）"

@@ -13,7 +13,7 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-from knowledge.stats import QUESTION_OUTCOMES, Stats
+from knowledge.staff.stats import QUESTION_OUTCOMES, Stats
 
 # Fonts with simplified-Chinese glyphs, in order of preference, as matplotlib names them.
 CJK_FONTS = (

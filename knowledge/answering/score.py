@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
-from knowledge.index import Index
+from knowledge.answering.index import Index
 
 # Credit for a question word that is part of a candidate's word or contains
 # it (覆盖 ~ 覆盖率): related, not the same.

@@ -16,10 +16,10 @@ from pathlib import Path
 import jieba
 import sqlite_utils
 
+from knowledge.answering.normalise import Normaliser, phrase_rewrites
+from knowledge.answering.segment import TERM_FREQ, Segmenter, canonical_map
+from knowledge.answering.typos import PinyinCorrector, pinyin_table, word_sounds
 from knowledge.loader import KnowledgeBase
-from knowledge.segment import TERM_FREQ, Segmenter, canonical_map
-from knowledge.textnorm import Normaliser, phrase_rewrites
-from knowledge.typos import PinyinCorrector, pinyin_table, word_sounds
 
 # Bump when the way texts are tokenised or weighted changes: old indexes rebuild.
 INDEX_VERSION = "6"

@@ -20,7 +20,7 @@ import sqlite_utils
 
 if TYPE_CHECKING:
     from knowledge.loader import KnowledgeBase
-    from knowledge.store import Store
+    from knowledge.storage.store import Store
 
 # The office is in Wuhan; China has one time zone and no daylight saving.
 OFFICE_TZ = timezone(timedelta(hours=8), "北京时间")

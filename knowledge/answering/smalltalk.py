@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from knowledge.answering.normalise import basic_normalise
 from knowledge.loader import SmallTalk
-from knowledge.textnorm import basic_normalise
 
 _NOISE = re.compile(r"[\s?!.,;:()\-~]+")
 _FILLER = ("呀", "啊", "哈", "呢", "吧", "哦", "噢", "嗯", "啦", "呐", "哇", "请问", "那个", "小助手", "助手", "机器人")

@@ -1,0 +1,1 @@
+"""What office staff see and do: statistics, unanswered questions, charts, announcements."""

@@ -1,0 +1,1 @@
+"""SQLite storage (through sqlite-utils): question log, feedback, sessions, subscribers."""
