@@ -102,10 +102,10 @@ def cmd_unanswered(args: argparse.Namespace, settings: Settings) -> int:
         kb, tokenize = assistant.kb, assistant.index.tokens
 
         def guess(text: str) -> str | None:
-            top = assistant.matcher.rank(text).top
-            # Below the engine's own "ambiguous" bar the best entry is noise, not a topic.
-            good = top is not None and top.score >= assistant.thresholds.ambiguous
-            return kb.entries[top.entry_id].topic if good else None
+            top = assistant.suggest(text, k=1)
+            # Below the policy's suggestion floor the best entry is noise, not a topic.
+            good = bool(top) and top[0][1] >= assistant.engine.policy.suggest_floor
+            return kb.entries[top[0][0]].topic if good else None
 
     groups = unanswered.group(asked, tokenize)
     print(unanswered.format_groups(groups, args.days, limit=args.limit))

@@ -205,7 +205,6 @@ async def reload_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         log.exception("reload failed")
         await _send_text(context, chat_id, f"❌ 重新加载失败，仍在使用原来的版本：{type(exc).__name__}: {exc}")
         return
-    new.thresholds = old.thresholds
     deps.assistant = new
     due = subscriptions.schedule_reminder(context.application, deps)  # the deadline may have changed
     covered = sum(e.covered for e in new.kb.entries.values())

@@ -9,52 +9,44 @@ knowledge base, written by staff from the notice.
 
 from __future__ import annotations
 
-import re
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from knowledge.answering import compose
+from knowledge.answering.embedding import Embedder, load_embedder
+from knowledge.answering.engine import MAX_QUESTION_CHARS, Analysis, Engine
 from knowledge.answering.index import Index
-from knowledge.answering.score import Matcher, Ranking
-from knowledge.answering.smalltalk import SmallTalkDetector
-from knowledge.loader import Entry, KnowledgeBase, load_knowledge
+from knowledge.loader import KnowledgeBase, load_knowledge
 from knowledge.reply import Button, Outcome, Reply
 from knowledge.selfcheck.flow import SelfCheck, load_selfcheck
 
-# Longest question text that is matched; the rest of a pasted essay is noise.
-MAX_QUESTION_CHARS = 300
-# Where a question may be cut into parts: punctuation and joining words.
-_SPLIT = re.compile(r"[?!;.,]|以及|还有|另外|并且|同时|顺便问(?:一?下)?|和|及|跟")
-# A part of a message counts as a question of its own when it asks something
-# ("交到哪", "几份") or is a short noun phrase ("截止时间"); "我们是一家养老
-#服务中心" is context for the question that follows, not a question.
-_ASKS = re.compile(r"[?吗呢嘛么]|了解|想知道|想问|请问|咨询|介绍|几|多少|多久|多长|哪|什么|啥|谁|怎|如何|是否|能否|可否|何|有没有|是不是|要不要|能不能|可不可以")
-SHORT_PART = 6
+__all__ = ["MAX_QUESTION_CHARS", "Assistant", "default_embedder"]
+
+# Repeated questions ("截止时间") are served from memory: same text, same day, same reply.
+REPLY_CACHE_SIZE = 2048
+
+_UNSET = object()
+_shared_embedder: object = _UNSET
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Decision limits on the matcher's score (0..1); see README, "How answers are chosen"."""
-
-    answer: float = 0.50      # at least this to answer ...
-    margin: float = 0.04      # ... and this far ahead of the next entry,
-    sure: float = 0.72        # ... unless the score is this high anyway
-    coverage: float = 0.50    # share of the question's meaning the match must cover
-    ambiguous: float = 0.36   # below this: not covered
-    candidates_within: float = 0.12  # ambiguous candidates are this close to the best
+def default_embedder() -> Embedder | None:
+    """The process-wide semantic model (loaded once; None when it cannot load)."""
+    global _shared_embedder
+    if _shared_embedder is _UNSET:
+        _shared_embedder = load_embedder()
+    return _shared_embedder  # type: ignore[return-value]
 
 
 class Assistant:
     def __init__(self, kb: KnowledgeBase, index: Index, today: Callable[[], date] = date.today,
-                 thresholds: Thresholds | None = None) -> None:
+                 embedder: Embedder | None | object = _UNSET) -> None:
         self.kb = kb
         self.index = index
-        self.matcher = Matcher(index)
         self.today = today
-        self.thresholds = thresholds or Thresholds()
-        self.smalltalk = SmallTalkDetector(kb.smalltalk)
+        self.engine = Engine(kb, index, default_embedder() if embedder is _UNSET else embedder)
+        self._cache: OrderedDict[tuple[str, date], Reply] = OrderedDict()
         # The interview is validated with the rest of the knowledge base, so a
         # broken selfcheck.yaml is refused at start, by kb check and by /reload.
         self.selfcheck: SelfCheck = load_selfcheck(kb)
@@ -66,68 +58,33 @@ class Assistant:
         kb = load_knowledge(data_dir)
         return cls(kb, Index.open(index_path, kb), today)
 
+    @property
+    def semantic(self) -> bool:
+        """Whether the semantic model is in the loop (False: lexical signals only)."""
+        return self.engine.semantic is not None
+
     # -- answering ---------------------------------------------------------------
 
     def answer(self, text: str) -> Reply:
         """Any user text -> Reply. Never raises on input."""
-        text = (text or "")[:MAX_QUESTION_CHARS]
-        intent = self.smalltalk.detect(text)
-        if intent is not None:
-            return Reply(intent.reply, Outcome.SMALLTALK, 1.0, buttons=compose.START_BUTTONS)
-        question = self.smalltalk.strip(text)
-        whole = self.matcher.rank(question)
-        if not whole.tokens:
-            return compose.empty_reply()
-        multi = self._multi_part(question, whole)
-        if multi is not None:
-            return multi
-        return self._decide(whole)
+        key = (text or "", self.today())
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        reply = self.engine.reply(text, key[1])
+        self._cache[key] = reply
+        if len(self._cache) > REPLY_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return reply
 
-    def _decide(self, ranking: Ranking) -> Reply:
-        t = self.thresholds
-        top = ranking.top
-        if top is None or top.score < t.ambiguous:
-            return compose.unknown_reply(self.kb, top.score if top else 0.0)
-        if self._confident(ranking):
-            return compose.entry_reply(self.kb, self.kb.entries[top.entry_id], self.today(), top.score)
-        close = [m for m in ranking.matches[:3] if m.score >= max(t.ambiguous, top.score - t.candidates_within)]
-        if len(close) == 1 and top.query_coverage < t.coverage:
-            # One weak candidate whose words cover too little of the question:
-            # the question is most likely about something the notice lacks.
-            return compose.unknown_reply(self.kb, top.score, [self.kb.entries[top.entry_id]])
-        entries = [self.kb.entries[m.entry_id] for m in close]
-        if not any(e.covered for e in entries):
-            # Every candidate is something the notice is silent on: say so, with the contact.
-            return compose.entry_reply(self.kb, entries[0], self.today(), top.score)
-        return compose.ambiguous_reply(self.kb, entries, top.score)
+    def analyse(self, text: str) -> Analysis:
+        """The engine's candidates and decision for a text (evaluation, staff tools)."""
+        return self.engine.analyse(self.engine.smalltalk.strip(text or ""))
 
-    def _confident(self, ranking: Ranking) -> bool:
-        t = self.thresholds
-        top = ranking.top
-        if top is None or top.score < t.answer or top.query_coverage < t.coverage:
-            return False
-        return top.score >= t.sure or ranking.margin() >= t.margin
-
-    def _multi_part(self, question: str, whole: Ranking) -> Reply | None:
-        """Answer each part of "截止时间和联系电话" when the parts are confidently
-        different questions and no single entry answers the whole as well."""
-        parts = [p for p in (s.strip() for s in _SPLIT.split(question)) if p]
-        if len(parts) < 2:
-            return None
-        found: list[tuple[Entry, float]] = []
-        for part in parts[:4]:
-            if len(part) > SHORT_PART and not _ASKS.search(part):
-                continue
-            ranking = self.matcher.rank(part)
-            if self._confident(ranking) and all(e.id != ranking.top.entry_id for e, _ in found):
-                found.append((self.kb.entries[ranking.top.entry_id], ranking.top.score))
-        if len(found) < 2:
-            return None
-        weakest = min(score for _, score in found)
-        whole_is_a_part = whole.top is not None and any(e.id == whole.top.entry_id for e, _ in found)
-        if self._confident(whole) and not whole_is_a_part and whole.top.score >= weakest - 0.05:
-            return None
-        return compose.combined_reply(self.kb, [e for e, _ in found], self.today(), weakest)
+    def suggest(self, text: str, k: int = 3) -> list[tuple[str, float]]:
+        """The k entries a question most likely belongs to, with the policy's probability."""
+        return [(c.entry_id, c.probability) for c in self.analyse(text).candidates[:k]]
 
     # -- fixed replies for buttons and commands ---------------------------------
 
@@ -198,12 +155,12 @@ class Assistant:
 
     def search(self, text: str, limit: int = 5) -> list[Reply]:
         """Answered replies for the best-matching covered entries (inline mode)."""
-        ranking = self.matcher.rank(text)
         out = []
-        for match in ranking.matches:
-            entry = self.kb.entries[match.entry_id]
-            if entry.covered and match.score >= self.thresholds.ambiguous:
-                out.append(compose.entry_reply(self.kb, entry, self.today(), match.score))
+        floor = self.engine.policy.suggest_floor
+        for candidate in self.analyse(text).candidates:
+            entry = self.kb.entries[candidate.entry_id]
+            if entry.covered and candidate.probability >= floor:
+                out.append(compose.entry_reply(self.kb, entry, self.today(), candidate.probability))
             if len(out) == limit:
                 break
         return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from knowledge.answering.premise import negative_lead
 from knowledge.loader import Entry, KnowledgeBase, Meta
 from knowledge.reply import Button, Outcome, Reply
 
@@ -53,16 +54,24 @@ def citation(kb: KnowledgeBase, clause_ids: tuple[str, ...]) -> str:
     return "依据：" + "、".join(kb.clause_label(c) for c in clause_ids) if clause_ids else ""
 
 
-def entry_reply(kb: KnowledgeBase, entry: Entry, today: date, confidence: float = 1.0) -> Reply:
-    """An entry's answer; for an entry the notice does not cover, the honest "not covered" form."""
+def entry_reply(kb: KnowledgeBase, entry: Entry, today: date, confidence: float = 1.0,
+                also: list[Entry] | None = None, question: str = "") -> Reply:
+    """An entry's answer; for an entry the notice does not cover, the honest "not covered" form.
+    `also`: the runners-up, offered first among the follow-up buttons (您可能还想问).
+    `question`: when given, a yes/no question on a wrong figure gets its "no" first."""
     answer = fill(entry.answer, kb.meta, today)
+    lead = negative_lead(question, answer) if question and entry.covered else None
+    if lead:
+        answer = lead + answer
     if entry.covered:
         text = "\n".join(filter(None, (answer, citation(kb, entry.clauses))))
         outcome = Outcome.ANSWERED
     else:
         text = f"{answer}\n{not_covered_tail(kb.meta)}"
         outcome = Outcome.UNKNOWN
-    buttons = tuple(Button(kb.entries[r].question, f"ask:{r}") for r in entry.related)
+    follow = [e.id for e in also or () if e.id != entry.id][:2] + list(entry.related)
+    follow = [f for f in dict.fromkeys(follow) if f != entry.id][:3]
+    buttons = tuple(Button(kb.entries[r].question, f"ask:{r}") for r in follow)
     return Reply(text, outcome, confidence, entry.id, (entry.id,), entry.clauses, buttons)
 
 
@@ -83,6 +92,8 @@ def combined_reply(kb: KnowledgeBase, entries: list[Entry], today: date, confide
 def ambiguous_reply(kb: KnowledgeBase, entries: list[Entry], confidence: float) -> Reply:
     lines = ["您是想问："] + [f"{n}. {e.question}" for n, e in enumerate(entries, 1)]
     lines.append("请点选对应的问题，或回复序号。")
+    # None of them? Then the notice most likely does not cover it: say who to ask.
+    lines.append(f"如果都不是，通知中可能没有相关内容，{not_covered_tail(kb.meta)}")
     buttons = tuple(Button(e.question, f"ask:{e.id}") for e in entries)
     return Reply("\n".join(lines), Outcome.AMBIGUOUS, confidence, None, tuple(e.id for e in entries), (), buttons)
 
@@ -92,6 +103,12 @@ def unknown_reply(kb: KnowledgeBase, confidence: float = 0.0, suggestions: list[
             f"{not_covered_tail(kb.meta)}")
     buttons = tuple(Button(e.question, f"ask:{e.id}") for e in (suggestions or []))
     return Reply(text, Outcome.UNKNOWN, confidence, None, (), (), buttons + (Button("常见问题", "cmd:faq"),))
+
+
+def bare_number_reply() -> Reply:
+    text = ("只输入一个数字，我无法判断您想问什么。如果是要选择“您是想问”中的某一项，请点选对应按钮；"
+            "也可以直接输入完整的问题，例如“申请书要交几份？”")
+    return Reply(text, Outcome.UNKNOWN, 0.0, buttons=START_BUTTONS)
 
 
 def empty_reply() -> Reply:

@@ -9,6 +9,7 @@ which forgives small slips the tokens miss.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -79,3 +80,92 @@ class Matcher:
                 best[doc.entry_id] = Match(doc.entry_id, score, q_cov)
         ranked = sorted(best.values(), key=lambda m: m.score, reverse=True)
         return Ranking(tuple(tokens), tuple(ranked))
+
+
+# -- features for the learned decision policy ---------------------------------------
+
+# The signals the policy weighs for one candidate entry. Order matters: it is
+# the column order of the weights in policy.yaml (written by scripts/eval_engine.py).
+FEATURES = (
+    "lex",          # lexical score of the whole message (0..1)
+    "lex_cov",      # share of the message's word weight the entry covers
+    "lex_gap",      # lex minus the best other entry's lex
+    "focus_lex",    # lexical score of the question part alone (context clauses dropped)
+    "cos",          # best cosine between the message and the entry's question/phrasings
+    "cos_gap",      # cos minus the best other entry's cos
+    "cos_ans",      # cosine between the message and the entry's answer
+    "focus_cos",    # cos of the question part alone
+    "focus_cos_gap",
+    "ex_cos",       # best cosine to a labelled example question of this entry
+    "ex_gap",       # ex_cos minus the best other entry's
+    "knn",          # the entry's share of the nearest labelled examples
+    "ex_none",      # best cosine to an example the notice does not answer
+    "lex_first",    # 1 when the entry is the lexical scorer's first
+    "cos_first",    # 1 when the entry is the semantic first
+    "unknown",      # share of the message's word weight that the knowledge base never uses
+    "not_covered",  # 1 for an entry of kind not_covered
+    "length",       # log length of the message
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    entry_id: str
+    features: tuple[float, ...]
+    probability: float = 0.0
+
+
+@dataclass(frozen=True)
+class SemanticSignals:
+    """Per-entry semantic values for one message (empty without the model)."""
+
+    cos: dict[str, float]
+    cos_ans: dict[str, float]
+    focus_cos: dict[str, float]
+    ex_cos: dict[str, float]
+    knn: dict[str, float]
+    none: float = 0.0
+
+
+NO_SEMANTICS = SemanticSignals({}, {}, {}, {}, {})
+
+
+def unknown_share(index: Index, tokens: tuple[str, ...]) -> float:
+    if not tokens:
+        return 0.0
+    weights = [index.weight(t) for t in tokens]
+    unknown = sum(w for t, w in zip(tokens, weights, strict=True) if t not in index.weights)
+    return unknown / sum(weights)
+
+
+def _gaps(values: dict[str, float]) -> dict[str, float]:
+    """Each value minus the best of the others (positive only for the leader)."""
+    if not values:
+        return {}
+    ordered = sorted(values.values(), reverse=True)
+    first, second = ordered[0], (ordered[1] if len(ordered) > 1 else 0.0)
+    return {k: v - (second if v == first else first) for k, v in values.items()}
+
+
+def candidate_features(entry_ids: list[str], whole: Ranking, focus: Ranking, sem: SemanticSignals,
+                       unknown: float, length: int, not_covered: set[str]) -> list[tuple[float, ...]]:
+    """One feature row (in FEATURES order) per candidate entry."""
+    lex = {m.entry_id: m.score for m in whole.matches}
+    cov = {m.entry_id: m.query_coverage for m in whole.matches}
+    flex = {m.entry_id: m.score for m in focus.matches}
+    lex_gap = _gaps({e: lex.get(e, 0.0) for e in set(entry_ids) | set(lex)})
+    cos_gap, fcos_gap, ex_gap = _gaps(sem.cos), _gaps(sem.focus_cos), _gaps(sem.ex_cos)
+    lex_first = whole.top.entry_id if whole.top else None
+    cos_first = max(sem.cos, key=sem.cos.get) if sem.cos else None
+    log_len = math.log1p(length)
+    rows = []
+    for e in entry_ids:
+        rows.append((
+            lex.get(e, 0.0), cov.get(e, 0.0), lex_gap.get(e, 0.0), flex.get(e, 0.0),
+            sem.cos.get(e, 0.0), cos_gap.get(e, 0.0), sem.cos_ans.get(e, 0.0),
+            sem.focus_cos.get(e, 0.0), fcos_gap.get(e, 0.0),
+            sem.ex_cos.get(e, 0.0), ex_gap.get(e, 0.0), sem.knn.get(e, 0.0), sem.none,
+            float(e == lex_first), float(e == cos_first),
+            unknown, float(e in not_covered), log_len,
+        ))
+    return rows

@@ -3,8 +3,8 @@
 Pinyin input methods make typos that sound right and look wrong (申抱 for
 申报, 资革 for 资格, 覆盖律 for 覆盖率); some people type the pinyin itself
 (shidian). A stretch of the question that is not a known word but sounds
-exactly like one, and shares a character with it in the same place, is
-replaced by that word. Pinyin is per character (first reading, no tones),
+exactly like one and differs from it in one character only, is replaced by
+that word (when exactly one term fits). Pinyin is per character (first reading, no tones),
 the same way on both sides, so polyphones cannot make the two disagree.
 """
 
@@ -86,8 +86,7 @@ class PinyinCorrector:
                 sound = self._sound(window)
                 if sound is None:
                     continue
-                found = next((w for w in self._by_sound.get(sound, ())
-                              if any(a == b for a, b in zip(w, window, strict=True))), None)
+                found = self._near_miss(window, sound)
                 if found:
                     break
             if found:
@@ -97,6 +96,14 @@ class PinyinCorrector:
                 out.append(text[i])
                 i += 1
         return "".join(out)
+
+    def _near_miss(self, window: str, sound: tuple[str, ...]) -> str | None:
+        """The one term that sounds like the window and differs from it in exactly one
+        character. A window that sounds like two terms, or differs from a term in more
+        than one character, is left alone: a guess could confirm the wrong term."""
+        found = {w for w in self._by_sound.get(sound, ())
+                 if sum(a != b for a, b in zip(w, window, strict=True)) == 1}
+        return found.pop() if len(found) == 1 else None
 
     def _letters(self, text: str) -> str:
         """Latin runs that spell a known word's pinyin ("shidian") become the word."""

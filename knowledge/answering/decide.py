@@ -1,0 +1,153 @@
+"""Decide: answer, ask which was meant, or say the notice does not cover it.
+
+The policy is data (`knowledge/data/policy.yaml`), fitted by
+`scripts/eval_engine.py` on the corpus's train split, with its floors chosen
+on the validation split; nobody edits these numbers by hand. A logistic
+model turns each candidate's features into the probability that the entry's
+answer is right for the message; then:
+
+- answer the best entry when that probability clears `answer_floor`;
+- ask "您是想问" only on a real tie: two different entries both above
+  `tie_floor` and within `tie_margin` of each other;
+- otherwise the notice is taken not to cover the question.
+A `not_covered` entry that wins is answered too: its answer says precisely
+what the notice is silent on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+
+from knowledge.answering.score import FEATURES, Candidate
+from knowledge.errors import KnowledgeError
+
+POLICY_PATH = Path(__file__).resolve().parent.parent / "data" / "policy.yaml"
+
+
+@dataclass(frozen=True)
+class Model:
+    """Standardise, then a logistic regression: p = sigmoid(w · (x - mean) / scale + b)."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    intercept: float
+
+    @classmethod
+    def zero(cls, features: tuple[str, ...]) -> Model:
+        n = len(features)
+        return cls(features, (0.0,) * n, (1.0,) * n, (0.0,) * n, 0.0)
+
+    def probability(self, row: tuple[float, ...]) -> float:
+        z = self.intercept
+        for x, m, s, w in zip(row, self.mean, self.scale, self.weights, strict=True):
+            z += w * (x - m) / s
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+
+
+# What the confidence model sees of a ranking: how sure the ranker is of its first
+# entry, how far ahead of the second it is, and the raw signals behind the first.
+_FROM_BEST = ("lex", "lex_gap", "cos", "cos_gap", "focus_cos", "ex_cos", "ex_gap", "knn", "ex_none",
+              "unknown", "not_covered", "length")
+CONFIDENCE_FEATURES = ("p1", "p2", "p_gap", *_FROM_BEST)
+_FROM_CANDIDATE = {name: FEATURES.index(name) for name in _FROM_BEST}
+
+
+def confidence_row(ranked: tuple[Candidate, ...]) -> tuple[float, ...]:
+    """CONFIDENCE_FEATURES for a ranking (best first, at least one candidate)."""
+    best = ranked[0]
+    p2 = ranked[1].probability if len(ranked) > 1 else 0.0
+    values = {"p1": best.probability, "p2": p2, "p_gap": best.probability - p2}
+    values.update({name: best.features[i] for name, i in _FROM_CANDIDATE.items()})
+    return tuple(values[name] for name in CONFIDENCE_FEATURES)
+
+
+@dataclass(frozen=True)
+class Policy:
+    model: Model  # ranker: the probability that a candidate's answer is right
+    confidence: Model  # on the ranking: the probability that the first entry's answer is right
+    answer_floor: float
+    tie_floor: float
+    tie_margin: float
+    suggest_floor: float  # runners-up shown as 您可能还想问 / candidates on a refusal
+    part_floor: float = 1.0  # each part of a two-question message must reach this
+    fitted: dict = field(default_factory=dict)  # provenance: corpus, split sizes, figures
+
+
+def neutral_policy() -> Policy:
+    """A policy with no weights: every candidate at 0.5. Used only to extract features before a fit."""
+    return Policy(Model.zero(FEATURES), Model.zero(CONFIDENCE_FEATURES), answer_floor=0.5, tie_floor=1.0,
+                  tie_margin=0.0, suggest_floor=1.0)
+
+
+class Action(StrEnum):
+    ANSWER = "answer"
+    ASK = "ask"        # 您是想问
+    REFUSE = "refuse"  # not covered
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    best: Candidate | None
+    candidates: tuple[Candidate, ...]  # best first (by the ranker's probability)
+    confidence: float = 0.0  # the confidence model's probability that `best` is right
+
+    @property
+    def probability(self) -> float:
+        return self.confidence
+
+
+def decide(candidates: list[Candidate], policy: Policy) -> Decision:
+    ranked = tuple(sorted(candidates, key=lambda c: c.probability, reverse=True))
+    if not ranked:
+        return Decision(Action.REFUSE, None, ())
+    best = ranked[0]
+    confidence = policy.confidence.probability(confidence_row(ranked))
+    if confidence >= policy.answer_floor:
+        return Decision(Action.ANSWER, best, ranked, confidence)
+    second = ranked[1] if len(ranked) > 1 else None
+    # Not sure of the first, and a second entry just as likely: a real tie, so ask.
+    if (second is not None and second.probability >= policy.tie_floor
+            and best.probability - second.probability < policy.tie_margin):
+        return Decision(Action.ASK, best, ranked, confidence)
+    return Decision(Action.REFUSE, best, ranked, confidence)
+
+
+def load_policy(path: str | Path | None = None, *, semantic: bool = True) -> Policy:
+    """The fitted policy; `semantic=False` picks the lexical-only model (no embedder)."""
+    path = Path(path) if path is not None else POLICY_PATH
+    name = path.name
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise KnowledgeError(name, f"无法读取决策参数：{exc}") from None
+    key = "hybrid" if semantic else "lexical"
+    try:
+        part = doc[key]
+        ranker = _model(part["ranker"], FEATURES, name, f"{key}.ranker")
+        confidence = _model(part["confidence"], CONFIDENCE_FEATURES, name, f"{key}.confidence")
+        floors = part["floors"]
+        return Policy(ranker, confidence, float(floors["answer"]), float(floors["tie"]),
+                      float(floors["tie_margin"]), float(floors["suggest"]), float(floors["part"]),
+                      dict(part.get("fitted") or {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KnowledgeError(name, f"决策参数格式有误：{exc}", entry=key) from None
+
+
+def _model(m: dict, expected: tuple[str, ...], file: str, entry: str) -> Model:
+    features = tuple(m["features"])
+    if features != expected:
+        raise KnowledgeError(file, "特征与引擎不一致，请重新运行 scripts/eval_engine.py --fit", entry=entry,
+                             field="features")
+    model = Model(features, tuple(map(float, m["mean"])), tuple(map(float, m["scale"])),
+                  tuple(map(float, m["weights"])), float(m["intercept"]))
+    if not len(model.mean) == len(model.scale) == len(model.weights) == len(expected):
+        raise KnowledgeError(file, "参数个数与特征个数不符", entry=entry, field="weights")
+    return model

@@ -1,0 +1,196 @@
+"""The answering engine: normalise -> retrieve -> score -> decide -> compose.
+
+`Engine.reply(text, today)` is the whole path for one message. It knows
+nothing of Telegram or the console; `knowledge.assistant.Assistant` wraps
+it together with the self-check and the fixed replies.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from knowledge.answering import compose
+from knowledge.answering.decide import Action, Decision, Policy, decide, load_policy
+from knowledge.answering.embedding import Embedder
+from knowledge.answering.index import Index
+from knowledge.answering.parts import focus, question_parts
+from knowledge.answering.retrieve import SemanticIndex, load_examples
+from knowledge.answering.score import (
+    NO_SEMANTICS,
+    Candidate,
+    Matcher,
+    Ranking,
+    SemanticSignals,
+    candidate_features,
+    unknown_share,
+)
+from knowledge.answering.smalltalk import SmallTalkDetector
+from knowledge.answering.vectors import VectorCache
+from knowledge.loader import DATA_DIR, KnowledgeBase
+from knowledge.reply import Reply
+
+log = logging.getLogger(__name__)
+
+# Longest message that is matched; the rest of a pasted essay is noise.
+MAX_QUESTION_CHARS = 300
+# How many entries each signal contributes to the candidate set.
+LEXICAL_CANDIDATES = 8
+SEMANTIC_CANDIDATES = 8
+# A bare number ("1", "２", "三") is not a question: outside a pending 您是想问 menu
+# it must not be matched to whatever entry mentions that number.
+_BARE_NUMBER = re.compile(r"^\s*(?:[0-9]{1,3}|[一二三四五六七八九十])\s*[.、)）]?\s*$")
+
+
+def examples_path(kb: KnowledgeBase) -> Path:
+    """examples.yaml beside the knowledge base's YAML, else the embedded one."""
+    own = kb.source_dir / "examples.yaml"
+    return own if own.exists() else DATA_DIR / "examples.yaml"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the engine worked out about one message (for replies, staff and evaluation)."""
+
+    tokens: tuple[str, ...]
+    decision: Decision
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        return self.decision.candidates
+
+
+class Engine:
+    def __init__(self, kb: KnowledgeBase, index: Index, embedder: Embedder | None = None,
+                 policy: Policy | None = None) -> None:
+        self.kb = kb
+        self.index = index
+        self.matcher = Matcher(index)
+        self.smalltalk = SmallTalkDetector(kb.smalltalk)
+        self.semantic: SemanticIndex | None = None
+        if embedder is not None:
+            examples = load_examples(examples_path(kb))
+            self.semantic = SemanticIndex(kb, VectorCache(index.db, embedder), index.normalise, examples)
+        self.policy = policy or load_policy(semantic=self.semantic is not None)
+        self._not_covered = {e.id for e in kb.entries.values() if not e.covered}
+
+    # -- analysis --------------------------------------------------------------
+
+    def analyse(self, text: str) -> Analysis:
+        """Candidates for one question, each with its features and probability, and the decision."""
+        tokens, entry_ids, rows = self.features(text)
+        model = self.policy.model
+        candidates = [Candidate(e, row, model.probability(row)) for e, row in zip(entry_ids, rows, strict=True)]
+        return Analysis(tokens, decide(candidates, self.policy))
+
+    def features(self, text: str, exclude_batch: str | None = None
+                 ) -> tuple[tuple[str, ...], list[str], list[tuple[float, ...]]]:
+        """(tokens, candidate entry ids, one feature row per candidate): everything that
+        does not depend on the policy, so the evaluation can refit without re-embedding.
+        `exclude_batch` hides that batch's labelled examples (out-of-fold training)."""
+        normal = self.index.normalise(text)
+        whole = self.matcher.rank(normal)
+        focus_text = focus(normal)
+        focus_rank = self.matcher.rank(focus_text) if focus_text != normal else whole
+        if not whole.tokens and not focus_rank.tokens:
+            return (), [], []
+        sem = self._semantics(normal, focus_text, exclude_batch)
+        entry_ids = [m.entry_id for m in whole.matches[:LEXICAL_CANDIDATES]]
+        entry_ids += [m.entry_id for m in focus_rank.matches[:LEXICAL_CANDIDATES // 2]]
+        for signal, k in ((sem.cos, SEMANTIC_CANDIDATES), (sem.focus_cos, SEMANTIC_CANDIDATES // 2),
+                          (sem.ex_cos, SEMANTIC_CANDIDATES // 2)):
+            entry_ids += sorted(signal, key=signal.get, reverse=True)[:k]
+        entry_ids = list(dict.fromkeys(entry_ids))
+        rows = candidate_features(entry_ids, whole, focus_rank, sem, unknown_share(self.index, whole.tokens),
+                                  len(normal), self._not_covered)
+        return whole.tokens, entry_ids, rows
+
+    def _semantics(self, normal: str, focus_text: str, exclude_batch: str | None) -> SemanticSignals:
+        if self.semantic is None:
+            return NO_SEMANTICS
+        sem = self.semantic
+        ids = sem.entry_ids
+
+        def per_entry(values) -> dict[str, float]:
+            return dict(zip(ids, values.tolist(), strict=True))
+
+        whole = sem.cosines(sem.embed_question(normal), exclude_batch)
+        cos = per_entry(whole.phrasing)
+        focus_cos = cos
+        if focus_text != normal:
+            focus_cos = per_entry(sem.cosines(sem.embed_question(focus_text), exclude_batch).phrasing)
+        ex_cos = {e: v for e, v in per_entry(whole.example).items() if v > 0}
+        knn = {e: v for e, v in per_entry(whole.knn).items() if v > 0}
+        return SemanticSignals(cos, per_entry(whole.answer), focus_cos, ex_cos, knn, whole.none)
+
+    def rank(self, text: str) -> Ranking:
+        """The lexical ranking alone (kept for staff tools that group questions)."""
+        return self.matcher.rank(text)
+
+    # -- the reply ---------------------------------------------------------------
+
+    def reply(self, text: str, today: date) -> Reply:
+        """Any user text -> Reply. Never raises on input."""
+        text = (text or "")[:MAX_QUESTION_CHARS]
+        intent = self.smalltalk.detect(text)
+        if intent is not None:
+            return Reply(intent.reply, compose.Outcome.SMALLTALK, 1.0, buttons=compose.START_BUTTONS)
+        if _BARE_NUMBER.match(text):
+            return compose.bare_number_reply()
+        question = self.smalltalk.strip(text)
+        analysis = self.analyse(question)
+        if not analysis.tokens:
+            return compose.empty_reply()
+        multi = self._multi_part(question, analysis, today)
+        if multi is not None:
+            return multi
+        return self._compose(analysis.decision, today, self.index.normalise(question))
+
+    def _compose(self, decision: Decision, today: date, question: str = "") -> Reply:
+        kb, policy = self.kb, self.policy
+        entries = kb.entries
+        if decision.action is Action.ANSWER:
+            best = decision.best
+            others = [entries[c.entry_id] for c in decision.candidates[1:]
+                      if c.probability >= policy.suggest_floor and entries[c.entry_id].covered]
+            return compose.entry_reply(kb, entries[best.entry_id], today, decision.confidence, also=others,
+                                       question=question)
+        if decision.action is Action.ASK:
+            tied = [entries[c.entry_id] for c in decision.candidates[:3]
+                    if c.probability >= policy.tie_floor
+                    and decision.best.probability - c.probability < policy.tie_margin]
+            if not any(e.covered for e in tied):
+                # Every candidate is something the notice is silent on: say so, precisely.
+                return compose.entry_reply(kb, tied[0], today, decision.probability)
+            return compose.ambiguous_reply(kb, tied, decision.probability)
+        suggestions = [entries[c.entry_id] for c in decision.candidates[:2]
+                       if c.probability >= policy.suggest_floor and entries[c.entry_id].covered]
+        return compose.unknown_reply(kb, decision.probability, suggestions)
+
+    def _multi_part(self, question: str, whole: Analysis, today: date) -> Reply | None:
+        """Answer each part of "截止时间和联系电话" when every part is a question that is
+        answered with confidence, the parts are about different entries, and no single
+        entry answers the whole message better."""
+        parts = question_parts(self.index.normalise(question))
+        if len(parts) < 2:
+            return None
+        found: list[Decision] = []
+        for part in parts:
+            decision = self.analyse(part).decision
+            # A part is short and has little to go on, so it needs less than a whole
+            # message; but one part we cannot answer at all means we answer the whole.
+            if decision.best is None or decision.confidence < self.policy.part_floor:
+                return None
+            if all(d.best.entry_id != decision.best.entry_id for d in found):
+                found.append(decision)
+        if len(found) < 2 or max(d.confidence for d in found) < self.policy.answer_floor:
+            return None
+        best = whole.decision
+        weakest = min(d.confidence for d in found)
+        if (best.action is Action.ANSWER and best.best.entry_id not in {d.best.entry_id for d in found}
+                and best.confidence >= weakest):
+            return None
+        return compose.combined_reply(self.kb, [self.kb.entries[d.best.entry_id] for d in found], today, weakest)

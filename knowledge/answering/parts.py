@@ -1,0 +1,55 @@
+"""The shape of a message: which clauses ask something, which only set the scene.
+
+"我们是区博物馆，属于事业单位，材料最晚啥时候交？" is one question (the deadline)
+with context before it. The engine scores both the whole message and its
+focus, the asking part, so context words the knowledge base never uses do
+not sink a good match, while context that changes the answer ("我是个人") is
+still seen in the whole. A message is split into several questions only
+where each part asks something of its own.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Clause boundaries after normalisation (punctuation is unified to ASCII).
+_CLAUSE = re.compile(r"[,.;!?:]+")
+# Where one question may end and another begin.
+_SPLIT = re.compile(r"[?!;.,]|以及|还有|另外|并且|同时|顺便问(?:一?下)?|再问(?:一?下)?|和|及|跟")
+# A clause asks something ("交到哪", "几份", "能不能"), in Chinese or English.
+ASKS = re.compile(
+    r"[?吗呢嘛么]|了解|想知道|想问|请问|咨询|介绍|几|多少|多久|多长|哪|什么|啥|谁|怎|如何|是否|能否|可否|何|"
+    r"有没有|是不是|要不要|能不能|可不可以|行不行|算不算|属不属于|需不需要|有无|"
+    r"\b(?:what|when|where|who|which|how|can|could|is|are|do|does|should|must)\b"
+)
+# A short noun phrase after an explicit joining word ("截止时间和联系电话") is a question too.
+SHORT_PART = 6
+# ... unless it describes the asker ("我们是社区", "本单位是协会"): that is context.
+_CONTEXT = re.compile(r"^(?:我|咱|本|俺|贵|这边|我们|我单位|我司|我院|我校|我局|我中心)")
+MAX_PARTS = 3
+
+
+def clauses(text: str) -> list[str]:
+    return [c.strip() for c in _CLAUSE.split(text) if c.strip()]
+
+
+def focus(text: str) -> str:
+    """The message from its first asking clause on (the whole, when none asks)."""
+    parts = clauses(text)
+    for i, clause in enumerate(parts):
+        if ASKS.search(clause):
+            return ",".join(parts[i:]) if i else text
+    return text
+
+
+def question_parts(text: str) -> list[str]:
+    """The separate questions of a message; one item when it asks one thing."""
+    pieces = [p.strip() for p in _SPLIT.split(text) if p and p.strip()]
+    if len(pieces) < 2:
+        return [text]
+    asking = [p for p in pieces if ASKS.search(p) or (len(p) <= SHORT_PART and not _CONTEXT.match(p))]
+    # Only short noun phrases and no real question: "截止时间和联系电话" is two questions,
+    # but a phrase cut at 和 inside one question ("政务服务和行政审批") is not.
+    if len(asking) < 2 or not any(ASKS.search(p) for p in pieces) and len(pieces) > 2:
+        return [text]
+    return asking[:MAX_PARTS]

@@ -1,0 +1,114 @@
+"""Retrieve: the entries a question may be about, from two independent signals.
+
+Lexical: the SQLite full-text index and the token scorer (`score.Matcher`).
+Semantic: cosine similarity between the question's embedding and every
+entry's question, phrasings and answer (`SemanticIndex`). The union of both
+candidate lists goes on to scoring, so an entry found by meaning alone
+(a formal verb the knowledge base never uses, an English question) is not lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from knowledge.answering.embedding import Embedder
+from knowledge.answering.vectors import VectorCache
+from knowledge.loader import KnowledgeBase
+
+# Labelled example questions (knowledge/data/examples.yaml): how many nearest ones vote.
+KNN = 5
+
+
+@dataclass(frozen=True)
+class Example:
+    """A question from the corpus's train split and the entry whose answer is right for it
+    (None: the notice does not answer it). `batch` lets an evaluation leave a batch out."""
+
+    text: str
+    entry_id: str | None
+    batch: str = ""
+
+
+@dataclass(frozen=True)
+class Semantic:
+    """Per-entry cosines for one question (arrays indexed like `SemanticIndex.entry_ids`)."""
+
+    phrasing: np.ndarray  # best cosine over the entry's question and phrasings
+    answer: np.ndarray    # cosine with the entry's answer
+    example: np.ndarray   # best cosine over the entry's example questions (0 without any)
+    knn: np.ndarray       # the entry's share of the KNN nearest examples
+    none: float = 0.0     # best cosine to an example the notice does not answer
+
+
+class SemanticIndex:
+    """Every entry's texts as a matrix of unit vectors, searched by one product."""
+
+    def __init__(self, kb: KnowledgeBase, cache: VectorCache, normalise,
+                 examples: tuple[Example, ...] = ()) -> None:
+        self.embedder: Embedder = cache.embedder
+        self.normalise = normalise
+        self.entry_ids: list[str] = list(kb.entries)
+        self.position = {eid: i for i, eid in enumerate(self.entry_ids)}
+        texts, owners = [], []
+        answers = []
+        for i, entry in enumerate(kb.entries.values()):
+            for text in (entry.question, *entry.phrasings):
+                texts.append(normalise(text))
+                owners.append(i)
+            answers.append(normalise(entry.answer))
+        self._owners = np.asarray(owners, dtype=np.int64)
+        # Rows are grouped by entry, so a per-entry maximum is one reduceat.
+        self._starts = np.flatnonzero(np.r_[True, self._owners[1:] != self._owners[:-1]]) if owners else np.zeros(0, int)
+        self._phrasings = cache.passages(texts) if texts else np.zeros((0, self.embedder.dim), np.float32)
+        self._answers = cache.passages(answers) if answers else np.zeros((0, self.embedder.dim), np.float32)
+        examples = tuple(e for e in examples if e.entry_id is None or e.entry_id in self.position)
+        self._example_owner = np.asarray([self.position[e.entry_id] if e.entry_id else -1 for e in examples],
+                                         dtype=np.int64)
+        self._example_batch = np.asarray([e.batch for e in examples], dtype=object)
+        # Examples are questions, so they are embedded as queries, like the question asked.
+        self._examples = (cache.queries([normalise(e.text) for e in examples]) if examples
+                          else np.zeros((0, self.embedder.dim), np.float32))
+
+    def embed_question(self, text: str) -> np.ndarray:
+        return self.embedder.embed([self.normalise(text)], query=True)[0]
+
+    def cosines(self, vector: np.ndarray, exclude_batch: str | None = None) -> Semantic:
+        n = len(self.entry_ids)
+        if not n:
+            empty = np.zeros(0, np.float32)
+            return Semantic(empty, empty, empty, empty)
+        per_row = self._phrasings @ vector
+        best = np.maximum.reduceat(per_row, self._starts)
+        example, knn, none = np.zeros(n, np.float32), np.zeros(n, np.float32), 0.0
+        if len(self._examples):
+            sims = self._examples @ vector
+            if exclude_batch is not None:
+                sims = np.where(self._example_batch == exclude_batch, -1.0, sims)
+            owners = self._example_owner
+            covered = owners >= 0
+            np.maximum.at(example, owners[covered], sims[covered])
+            if (~covered).any():
+                none = float(sims[~covered].max())
+            for i in np.argsort(-sims)[:KNN]:
+                if owners[i] >= 0 and sims[i] > 0:
+                    knn[owners[i]] += 1.0 / KNN
+        return Semantic(best, self._answers @ vector, example, knn, none)
+
+    def top(self, semantic: Semantic, k: int) -> list[str]:
+        order = np.argsort(-semantic.phrasing)[:k]
+        return [self.entry_ids[i] for i in order]
+
+
+def load_examples(path: Path) -> tuple[Example, ...]:
+    """The labelled examples written by `scripts/eval_engine.py --fit` (none if the file is absent).
+    Examples whose entry no longer exists are skipped when the index is built."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return ()
+    return tuple(Example(str(e["q"]), e.get("entry") or None, str(e.get("batch", "")))
+                 for e in doc.get("examples") or [] if isinstance(e, dict) and e.get("q"))

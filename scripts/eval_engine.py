@@ -1,0 +1,284 @@
+"""Measure the answering engine on the blind corpus, and fit its decision policy.
+
+    python scripts/eval_engine.py              # figures on the test split (+ the dev set)
+    python scripts/eval_engine.py --split validation
+    python scripts/eval_engine.py --fit        # fit weights on train, floors on validation,
+                                               # write knowledge/data/policy.yaml, print validation
+    python scripts/eval_engine.py --lexical    # the engine without the semantic model
+
+Figures: accuracy; wrong-answer rate (in-scope questions answered wrongly,
+as opposed to an honest refusal); refusal rate on in-scope questions;
+out-of-scope questions refused honestly; accuracy by style.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+from knowledge.answering import compose  # noqa: E402
+from knowledge.answering.decide import (  # noqa: E402
+    CONFIDENCE_FEATURES,
+    POLICY_PATH,
+    Model,
+    Policy,
+    confidence_row,
+    neutral_policy,
+)
+from knowledge.answering.engine import Engine  # noqa: E402
+from knowledge.answering.evaluation import Figures, Item, load_items, load_split, measure  # noqa: E402
+from knowledge.answering.index import Index  # noqa: E402
+from knowledge.answering.score import FEATURES, Candidate  # noqa: E402
+from knowledge.assistant import default_embedder  # noqa: E402
+from knowledge.loader import load_knowledge  # noqa: E402
+
+EXAMPLES_PATH = ROOT / "knowledge" / "data" / "examples.yaml"
+TODAY = date(2026, 12, 2)  # answers are judged on content; the clock only changes the deadline status
+DEV_SET = ROOT.parent / "shared" / "eval" / "dev.yaml"
+# A wrong answer costs this many right ones when floors are chosen: worse than a refusal.
+WRONG_COST = 3.0
+PART_FLOORS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+ANSWER_FLOORS = [round(float(x), 3) for x in np.arange(0.20, 0.951, 0.025)]
+TIE_MARGINS = [0.0, 0.03, 0.06, 0.10]
+TIE_FLOORS = [0.3, 0.4, 0.5, 0.6]
+SUGGEST_FLOOR = 0.15
+
+
+def build_engine(semantic: bool, index_path: Path, policy: Policy | None = None) -> Engine:
+    kb = load_knowledge()
+    embedder = default_embedder() if semantic else None
+    if semantic and embedder is None:
+        raise SystemExit("the semantic model could not load; use --lexical")
+    return Engine(kb, Index.open(index_path, kb), embedder, policy)
+
+
+class CachedFeatures:
+    """Memoise Engine.features: floors and weights change, the features do not."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._features = engine.features
+        self._memo: dict[tuple, tuple] = {}
+        engine.features = self  # type: ignore[method-assign]
+
+    def __call__(self, text: str, exclude_batch: str | None = None):
+        key = (text, exclude_batch)
+        if key not in self._memo:
+            self._memo[key] = self._features(text, exclude_batch)
+        return self._memo[key]
+
+
+def write_examples(engine: Engine, items: list[Item]) -> int:
+    """examples.yaml: each train question with the entry whose reply passes it (the closest
+    one in meaning when several do), or no entry when the notice does not answer it."""
+    kb, sem = engine.kb, engine.semantic
+    replies = {e.id: compose.entry_reply(kb, e, TODAY).text for e in kb.entries.values()}
+    rows = []
+    for item in items:
+        if item.style == "multi":
+            continue
+        if not item.in_scope:
+            rows.append({"q": item.q, "entry": None, "batch": item.batch})
+            continue
+        passing = [e for e, text in replies.items() if item.passes(text)]
+        if not passing:
+            continue  # the knowledge base has no right answer: nothing to learn from
+        cos = sem.cosines(sem.embed_question(engine.index.normalise(item.q))).phrasing
+        best = max(passing, key=lambda e: cos[sem.position[e]])
+        rows.append({"q": item.q, "entry": best, "batch": item.batch})
+    header = ("# Labelled example questions: the corpus's train split (tests/corpus), each with the entry\n"
+              "# whose answer is right for it (entry: null = the notice does not answer it). Written by\n"
+              "# `python scripts/eval_engine.py --fit`; the engine uses them as nearest neighbours.\n")
+    EXAMPLES_PATH.write_text(header + yaml.safe_dump({"examples": rows}, allow_unicode=True, sort_keys=False,
+                                                     width=200), encoding="utf-8")
+    return len(rows)
+
+
+@dataclass
+class Question:
+    """A training question's candidates: feature rows, and which entries' replies pass."""
+
+    item: Item
+    entry_ids: list[str]
+    rows: np.ndarray
+    labels: np.ndarray
+
+
+def questions(engine: Engine, items: list[Item]) -> list[Question]:
+    out = []
+    kb = engine.kb
+    cos_column = FEATURES.index("cos")
+    for item in items:
+        if item.style == "multi":  # one entry cannot answer two questions; parts are handled apart
+            continue
+        _, entry_ids, rows = engine.features(engine.smalltalk.strip(item.q), item.batch)
+        if not entry_ids:
+            continue
+        labels = np.asarray([item.passes(compose.entry_reply(kb, kb.entries[e], TODAY).text) for e in entry_ids],
+                            dtype=int)
+        rows = np.asarray(rows, float)
+        if not item.in_scope:
+            # Every not-covered entry "passes" a question the notice is silent on; teach the
+            # ranker only the closest one, so such entries do not look right everywhere.
+            passing = np.flatnonzero(labels)
+            labels[:] = 0
+            if len(passing):
+                labels[passing[np.argmax(rows[passing, cos_column] + rows[passing, 0])]] = 1
+        out.append(Question(item, entry_ids, rows, labels))
+    return out
+
+
+def fit_model(X: np.ndarray, y: np.ndarray, features: tuple[str, ...]) -> Model:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-9] = 1.0  # a constant column (cosines without the model) carries no weight
+    clf = LogisticRegression(C=1.0, max_iter=5000)
+    clf.fit((X - mean) / scale, y)
+    return Model(features, tuple(map(float, mean)), tuple(map(float, scale)),
+                 tuple(float(w) for w in clf.coef_[0]), float(clf.intercept_[0]))
+
+
+def fit_ranker(qs: list[Question]) -> Model:
+    return fit_model(np.vstack([q.rows for q in qs]), np.concatenate([q.labels for q in qs]), FEATURES)
+
+
+def confidence_rows(ranker: Model, qs: list[Question]) -> tuple[np.ndarray, np.ndarray]:
+    """For each question: the confidence features of the ranking, and whether its first entry passes."""
+    X, y = [], []
+    for q in qs:
+        cands = [Candidate(e, tuple(r), ranker.probability(tuple(r))) for e, r in zip(q.entry_ids, q.rows, strict=True)]
+        order = sorted(range(len(cands)), key=lambda i: cands[i].probability, reverse=True)
+        X.append(confidence_row(tuple(cands[i] for i in order)))
+        y.append(q.labels[order[0]] if q.item.in_scope else int(q.item.passes(
+            compose.entry_reply(q_kb, q_kb.entries[cands[order[0]].entry_id], TODAY).text)))
+    return np.asarray(X, float), np.asarray(y, int)
+
+
+def fit_policy_models(qs: list[Question]) -> tuple[Model, Model]:
+    """The ranker on all of train; the confidence model on out-of-fold rankings (one batch
+    held out at a time), so it learns how sure an unseen ranking deserves to be."""
+    batches = sorted({q.item.batch for q in qs})
+    X, y = [], []
+    for held in batches:
+        ranker = fit_ranker([q for q in qs if q.item.batch != held])
+        Xb, yb = confidence_rows(ranker, [q for q in qs if q.item.batch == held])
+        X.append(Xb)
+        y.append(yb)
+    confidence = fit_model(np.vstack(X), np.concatenate(y), CONFIDENCE_FEATURES)
+    return fit_ranker(qs), confidence
+
+
+def evaluate(engine: Engine, items: list[Item]) -> Figures:
+    return measure(items, lambda q: engine.reply(q, TODAY))
+
+
+def _objective(fig: Figures) -> float:
+    wrong = fig.wrong + (fig.out_of_scope - fig.oos_honest)
+    return fig.correct - WRONG_COST * wrong
+
+
+def choose_floors(engine: Engine, ranker: Model, confidence: Model, items: list[Item]) -> tuple[Policy, Figures]:
+    """Grid search on validation: first the answer and tie floors (parts off), then the part floor."""
+    best = None
+    for answer in ANSWER_FLOORS:
+        for margin in TIE_MARGINS:
+            for tie in TIE_FLOORS if margin else [1.0]:
+                engine.policy = Policy(ranker, confidence, answer, tie, margin, SUGGEST_FLOOR, 1.0)
+                fig = evaluate(engine, items)
+                if best is None or _objective(fig) > best[0]:
+                    best = (_objective(fig), engine.policy, fig)
+    for part in PART_FLOORS:
+        engine.policy = replace(best[1], part_floor=part)
+        fig = evaluate(engine, items)
+        if _objective(fig) > best[0]:
+            best = (_objective(fig), engine.policy, fig)
+    engine.policy = best[1]
+    return best[1], best[2]
+
+
+def policy_doc(policy: Policy) -> dict:
+    def model(m: Model, r: int = 6) -> dict:
+        return {"features": list(m.features), "mean": [round(v, r) for v in m.mean],
+                "scale": [round(v, r) for v in m.scale], "weights": [round(v, r) for v in m.weights],
+                "intercept": round(m.intercept, r)}
+
+    return {
+        "ranker": model(policy.model),
+        "confidence": model(policy.confidence),
+        "floors": {"answer": policy.answer_floor, "tie": policy.tie_floor, "tie_margin": policy.tie_margin,
+                   "suggest": policy.suggest_floor, "part": policy.part_floor},
+        "fitted": policy.fitted,
+    }
+
+
+def fit(index_path: Path) -> None:
+    train, validation = load_split("train"), load_split("validation")
+    n = write_examples(build_engine(True, index_path, neutral_policy()), train)
+    print(f"wrote {EXAMPLES_PATH.relative_to(ROOT)}: {n} labelled examples")
+    doc = {}
+    for name, semantic in (("hybrid", True), ("lexical", False)):
+        engine = build_engine(semantic, index_path, neutral_policy())
+        CachedFeatures(engine)
+        started = time.perf_counter()
+        global q_kb
+        q_kb = engine.kb
+        qs = questions(engine, train)
+        ranker, confidence = fit_policy_models(qs)
+        policy, fig = choose_floors(engine, ranker, confidence, validation)
+        policy = replace(policy, fitted={
+            "train_questions": len(train), "train_rows": int(sum(len(q.labels) for q in qs)),
+            "validation_questions": len(validation),
+            "validation": fig.summary(), "seconds": round(time.perf_counter() - started, 1)})
+        doc[name] = policy_doc(policy)
+        print("\n".join(fig.lines(f"[{name}] validation (floors chosen here)")))
+        print(f"  floors: answer {policy.answer_floor}, tie {policy.tie_floor} within {policy.tie_margin}, "
+              f"part {policy.part_floor}")
+    header = ("# The answering engine's decision policy. Written by `python scripts/eval_engine.py --fit`:\n"
+              "# logistic weights fitted on the corpus's train split, floors chosen on its validation split.\n"
+              "# Do not edit by hand; refit after changing the knowledge base or the features.\n")
+    POLICY_PATH.write_text(header + yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    print(f"\nwrote {POLICY_PATH.relative_to(ROOT)}")
+
+
+def report(index_path: Path, split: str, semantic: bool, show_failures: bool) -> None:
+    engine = build_engine(semantic, index_path)
+    label = "hybrid" if semantic else "lexical only"
+    fig = evaluate(engine, load_split(split))
+    print("\n".join(fig.lines(f"[{label}] {split} split")))
+    if show_failures:
+        for item, text in fig.failures:
+            print(f"- [{item.id}] ({item.style}) {item.q}\n    {' '.join(text.split())[:160]}")
+    if DEV_SET.exists():
+        dev = evaluate(engine, load_items(DEV_SET))
+        print(f"dev set ({DEV_SET.name}): {dev.accuracy:.3f} ({dev.correct}/{dev.total})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fit", action="store_true", help="fit on train/validation and write policy.yaml")
+    ap.add_argument("--split", default="test", help="split to report (default: test)")
+    ap.add_argument("--lexical", action="store_true", help="without the semantic model")
+    ap.add_argument("--failures", action="store_true", help="list failures (never on the test split you report)")
+    ap.add_argument("--index", help="index database (default: var/index.db, shared with the bot)")
+    args = ap.parse_args()
+    if True:
+        index_path = Path(args.index) if args.index else ROOT / "var" / "index.db"
+        if args.fit:
+            fit(index_path)
+        else:
+            report(index_path, args.split, not args.lexical, args.failures)
+
+
+if __name__ == "__main__":
+    main()
