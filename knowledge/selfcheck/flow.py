@@ -225,7 +225,7 @@ class _Parser:
     def clause(self, cid: str, entry: str, field: str) -> str:
         if cid not in self.clause_ids:
             raise self.error(f"引用的条款 {cid} 在 notice.yaml 中不存在", entry, field)
-        if self.texts.get(cid, "x") == "":
+        if self.texts and not self.texts.get(cid):
             raise self.error(f"引用的条款 {cid} 没有正文，读者看不到依据；请引用其下有正文的条款", entry, field)
         return cid
 
