@@ -195,9 +195,10 @@ def test_coverage_80_percent_is_a_target_not_an_entry_condition(assistant):
 
 def test_four_copies_is_said_of_the_form_only(assistant):
     reply = assistant.answer("推荐函也要一式四份吗")
-    assert reply.faq_id == "copies"
-    assert "说的是申请书表格" in reply.text and "推荐函和其他材料的份数，通知没有规定" in reply.text
-    assert "没有规定推荐函的份数" in assistant.answer_entry("recommendation_letter").text
+    assert reply.faq_id in ("copies", "recommendation_letter")
+    assert "说的是申请书表格" in reply.text and "没有规定推荐函的份数" in reply.text
+    copies = assistant.answer_entry("copies").text
+    assert "说的是申请书表格" in copies and "推荐函和其他材料的份数，通知没有规定" in copies
 
 
 def test_who_submits_is_built_on_the_notice_structure(assistant):
