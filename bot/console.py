@@ -104,20 +104,23 @@ class ConsoleSession:
         view = check.view(state)
         if text in ("为什么", "为什么问这个", "?", "？"):
             return check.render_help(view) + "\n\n" + self._step_text()
-        option = check.match_text(state, text)
-        if option is None:
+        reading = check.read_text(state, text)
+        if reading.option_id is None:
+            if reading.note:
+                # Words the buttons cannot stand for (e.g. 乡镇 support): say why, ask again.
+                return f"{reading.note}\n\n{self._step_text()}"
             # Not an answer: treat it as a question, then show where the user was.
             return render(self.assistant.answer(text)) + "\n\n——继续资格自测——\n" + self._step_text()
         try:
-            state = check.answer(state, option, view.step_id)
+            state = check.answer(state, reading.option_id, view.step_id)
         except SelfCheckError as exc:
             return f"{exc}\n{self._step_text()}"
         if check.view(state) is not None:
             self.interview = state
-            return self._step_text()
+            return f"{reading.note}\n\n{self._step_text()}"
         self.interview, self.finished = None, state
         verdict = check.verdict(state, self.assistant.today(), self.assistant.kb.meta)
-        text = check.render_verdict(verdict)
+        text = f"{reading.note}\n\n{check.render_verdict(verdict)}"
         if verdict.status != "ineligible":
             text += "\n\n输入“生成申请书”可得到预填的申请书（Word 文档）。"
         return text

@@ -334,9 +334,9 @@ async def _on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE, key: st
 
 
 async def _advance(update: Update, context: ContextTypes.DEFAULT_TYPE, key: str, session: dict[str, Any],
-                   state: dict[str, Any], *, edit: CallbackQuery | None = None) -> None:
+                   state: dict[str, Any], *, edit: CallbackQuery | None = None, note: str = "") -> None:
     """Store the new state, then show the next question or the verdict (editing the
-    pressed message, or in a new message after a typed answer)."""
+    pressed message, or in a new message after a typed answer, with note first: "您选择的是：……")."""
     sc = engine(context)
     chat_id = update.effective_chat.id
     session = {**session, "state": state}
@@ -351,6 +351,8 @@ async def _advance(update: Update, context: ContextTypes.DEFAULT_TYPE, key: str,
     else:
         _save(context, key, session)
         text, markup = step_text(view), step_keyboard(view, session["id"])
+    if note:
+        text = f"{note}\n\n{text}"
     if edit is not None:
         await edit.answer()
         carrier = await _send_long(context, chat_id, text, markup, edit=edit)
@@ -527,15 +529,18 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             services(context).store.delete_session(key)
             await questions.on_text(update, context)
             return
-        option_id = sc.match_text(state, text) if text else None
-        if option_id is not None:
-            await _advance(update, context, key, session, sc.answer(state, option_id, step_id=state["step"]))
+        reading = sc.read_text(state, text)
+        if reading.option_id is not None:
+            await _advance(update, context, key, session, sc.answer(state, reading.option_id, step_id=state["step"]),
+                           note=reading.note)
             return
-        await questions.on_text(update, context)
+        if not reading.note:
+            await questions.on_text(update, context)
         view = sc.view(state)
         assert view is not None
         await _strip_keyboard(context, message.chat_id, session.get("msg"))
-        carrier = await _send_long(context, message.chat_id, step_text(view, note=RESUME),
+        # Words the buttons cannot stand for (e.g. 乡镇 support) are explained; the question is asked again.
+        carrier = await _send_long(context, message.chat_id, step_text(view, note=reading.note or RESUME),
                                    step_keyboard(view, session["id"]))
         _save(context, key, {**session, "msg": carrier})
 

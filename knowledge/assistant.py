@@ -113,6 +113,9 @@ class Assistant:
             lines.append(head)
             if clause.text:
                 lines.append(clause.text)
+            if clause.note:
+                # An editor's remark on the source text: shown apart, never as the notice's words.
+                lines.append(f"〔注：{clause.note}〕")
         return "\n".join(lines)
 
     def topics(self) -> list[tuple[str, str]]:
@@ -141,8 +144,10 @@ class Assistant:
 
     def deadline(self) -> Reply:
         meta = self.kb.meta
+        # The notice says "5月20日前"; the year is the date line's, so it is said apart.
         text = (f"通知要求：申报推荐纸质材料并电子档文件请于{meta.deadline_wording}"
-                f"（{meta.deadline.year}年）报{meta.contact.office}，逾期不再受理。\n"
+                f"报{meta.contact.office}，逾期不再受理。\n"
+                f"（通知正文没有写年份，按落款日期为{meta.notice_date.year}年。）\n"
                 f"{compose.deadline_status(meta, self.today())}\n"
                 f"{compose.citation(self.kb, (meta.deadline_clause,))}")
         return Reply(text, Outcome.ANSWERED, 1.0, clauses=(meta.deadline_clause,))

@@ -30,6 +30,15 @@ ID_PATTERN = re.compile(r"^[a-z0-9_]+$")
 # Placeholders an answer may use; the engine fills them at answer time.
 PLACEHOLDERS = {"deadline_status", "today", "deadline"}
 ENTRY_KINDS = ("answer", "not_covered")
+# Words of an editor's remark, never of the notice: such text belongs in a clause's note.
+EDITOR_MARKERS = ("来源文本", "遮挡", "未能看到", "表格栏目", "〔来源", "编者", "注：")
+# "第三条第1款": 第一条 and 第三条 have no numbered items, so such a citation cannot be found.
+UNFINDABLE_CITATION = re.compile(r"第[一二三]条第\d+[款项]")
+# Figures in an answer ("80%", "2-3", "17") and the placeholders the engine fills in.
+NUMBER = re.compile(r"\d+(?:-\d+)?%?")
+PLACEHOLDER = re.compile(r"\{\w+\}|第[一二三四]条第\d+项")  # placeholders and clause references
+# A quoted fragment in a label, e.g. 通知第三条“具有一定的标准化工作基础……”.
+QUOTED = re.compile(r"“([^”]+)”")
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class Clause:
     label: str
     text: str
     title: str = ""
+    note: str = ""   # an editor's remark on the source text, shown apart from the words
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class Entry:
     clauses: tuple[str, ...]
     related: tuple[str, ...] = ()
     kind: str = "answer"
+    conclusion: str = ""   # a yes/no entry's verdict (能/不能/需要……); the answer starts with it
 
     @property
     def covered(self) -> bool:
@@ -150,7 +161,7 @@ def load_knowledge(data_dir: str | Path | None = None) -> KnowledgeBase:
 
     clauses = _clauses(raw["notice.yaml"])
     meta = _meta(raw["meta.yaml"], clauses)
-    topics, entries = _faq(raw["faq.yaml"], clauses)
+    topics, entries = _faq(raw["faq.yaml"], clauses, meta)
     vocabulary = _vocabulary(raw["synonyms.yaml"])
     smalltalk = _smalltalk(raw["smalltalk.yaml"])
     return KnowledgeBase(clauses, topics, entries, vocabulary, meta, smalltalk, digest.hexdigest(), base)
@@ -209,12 +220,29 @@ def _clauses(doc: dict) -> dict[str, Clause]:
         text = _text(item, "text", file, cid, allow_empty=True)
         if not text and not title:
             raise KnowledgeError(file, "条款应有正文（text）或标题（title）", entry=cid, field="text")
-        clauses[cid] = Clause(cid, label, text, title)
+        marker = next((m for m in EDITOR_MARKERS if m in text), None)
+        if marker:
+            raise KnowledgeError(file, f"正文中有编者说明（“{marker}”）：text 只能是通知原文，说明请写在 note 中",
+                                 entry=cid, field="text")
+        _check_label(label, text, file, cid)
+        note = _text(item, "note", file, cid, allow_empty=True)
+        clauses[cid] = Clause(cid, label, text, title, note)
     for cid in clauses:
         parent = cid.rsplit(".", 1)[0]
         if "." in cid and parent not in clauses:
             raise KnowledgeError(file, f"上级条款 {parent} 不存在", entry=cid, field="id")
     return clauses
+
+
+def _check_label(label: str, text: str, file: str, cid: str) -> None:
+    """A label is how an answer cites the clause: a reader must be able to find it."""
+    if UNFINDABLE_CITATION.search(label):
+        raise KnowledgeError(file, "第一条、第三条没有编号的款项，请写成读者能找到的引用，"
+                             "如 通知第三条“具有一定的标准化工作基础……”", entry=cid, field="label")
+    for quote in QUOTED.findall(label):
+        for piece in filter(None, quote.split("……")):
+            if piece not in text:
+                raise KnowledgeError(file, f"标签引用的“{piece}”不在该条款正文中", entry=cid, field="label")
 
 
 def _date(value: Any, file: str, entry: str, key: str) -> date:
@@ -266,8 +294,10 @@ def _placeholders(text: str) -> set[str]:
         return {"{"}
 
 
-def _faq(doc: dict, clauses: dict[str, Clause]) -> tuple[tuple[Topic, ...], dict[str, Entry]]:
+def _faq(doc: dict, clauses: dict[str, Clause], meta: Meta) -> tuple[tuple[Topic, ...], dict[str, Entry]]:
     file = "faq.yaml"
+    # The notice says "5月20日前"; its year comes from the date line, so no answer may write it as one date.
+    deadline = f"{meta.deadline.year}年{meta.deadline.month}月{meta.deadline.day}日"
     topics: dict[str, Topic] = {}
     for n, item in enumerate(_list(doc, "topics", file), 1):
         if not isinstance(item, dict):
@@ -303,14 +333,25 @@ def _faq(doc: dict, clauses: dict[str, Clause]) -> tuple[tuple[Topic, ...], dict
         if unknown:
             raise KnowledgeError(file, f"答案中有无法识别的占位符 {sorted(unknown)}（可用：{sorted(PLACEHOLDERS)}；"
                                  "普通花括号请写成 {{ }}）", entry=eid, field="answer")
+        if UNFINDABLE_CITATION.search(answer):
+            raise KnowledgeError(file, "答案引用了读者找不到的“第一条/第三条第N款（项）”", entry=eid, field="answer")
+        conclusion = _text(item, "conclusion", file, eid, allow_empty=True)
+        _check_conclusion(question, answer, conclusion, kind, file, eid)
         cited = _strings(item, "clauses", file, eid, minimum=1 if kind == "answer" else 0)
         for cid in cited:
             if cid not in clauses:
                 raise KnowledgeError(file, f"引用的条款 {cid} 在 notice.yaml 中不存在", entry=eid, field="clauses")
+            if not clauses[cid].text:
+                raise KnowledgeError(file, f"引用的条款 {cid} 没有正文，读者看不到依据；请引用其下有正文的条款",
+                                     entry=eid, field="clauses")
+        _check_numbers(answer, [clauses[c].text for c in cited], meta, file, eid)
+        if deadline in answer:
+            raise KnowledgeError(file, f"通知原文是“{meta.deadline_wording}”，年份来自落款日期：请不要写成“{deadline}”，"
+                                 f"可写“{meta.deadline_wording}”并注明年份按落款日期", entry=eid, field="answer")
         related = _strings(item, "related", file, eid)
         if len(related) > MAX_RELATED:
             raise KnowledgeError(file, f"相关问题最多 {MAX_RELATED} 个", entry=eid, field="related")
-        entries[eid] = Entry(eid, topic, question, phrasings, answer, cited, related, kind)
+        entries[eid] = Entry(eid, topic, question, phrasings, answer, cited, related, kind, conclusion)
     for entry in entries.values():
         for rid in entry.related:
             if rid not in entries:
@@ -318,6 +359,25 @@ def _faq(doc: dict, clauses: dict[str, Clause]) -> tuple[tuple[Topic, ...], dict
             if rid == entry.id:
                 raise KnowledgeError(file, "相关条目不能是自己", entry=entry.id, field="related")
     return tuple(topics.values()), entries
+
+
+def _check_numbers(answer: str, cited_texts: list[str], meta: Meta, file: str, eid: str) -> None:
+    """Every figure an answer states is one its clauses state ("推荐3个" when the notice says 1 and 2 is not),
+    the contact's phone, or the date line's year (which dates "5月20日前")."""
+    words = "".join(cited_texts)
+    allowed = {meta.contact.phone, str(meta.notice_date.year)}
+    for number in NUMBER.findall(PLACEHOLDER.sub("", answer)):
+        if number not in words and number not in allowed:
+            raise KnowledgeError(file, f"答案中的数字“{number}”不在所引用条款的原文中", entry=eid, field="answer")
+
+
+def _check_conclusion(question: str, answer: str, conclusion: str, kind: str, file: str, eid: str) -> None:
+    """A yes/no question ("……吗？") gets its conclusion first: the field says which, the answer starts with it."""
+    if kind == "answer" and question.rstrip("？?").endswith("吗") and not conclusion:
+        raise KnowledgeError(file, "是/否类问题须写 conclusion（如 能、不能、需要、通知没有规定），答案以它开头",
+                             entry=eid, field="conclusion")
+    if conclusion and not answer.startswith(conclusion):
+        raise KnowledgeError(file, f"答案应以结论“{conclusion}”开头", entry=eid, field="answer")
 
 
 def _vocabulary(doc: dict) -> Vocabulary:

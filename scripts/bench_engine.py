@@ -66,7 +66,7 @@ def synthetic_data_dir(target: Path, size: int, seed: int = 7) -> Path:
     shutil.copytree(DATA_DIR, target)
     pool = [p for e in kb.entries.values() for p in (e.question, *e.phrasings)]
     words = sorted({w for p in pool for w in _chunks(p)})
-    clause_ids = list(kb.clauses)
+    clause_ids = [cid for cid, c in kb.clauses.items() if c.text]  # kb check: a cited clause has text
     entries = []
     for n in range(size):
         base = rng.choice(pool)
@@ -74,7 +74,8 @@ def synthetic_data_dir(target: Path, size: int, seed: int = 7) -> Path:
         phrasings = list(dict.fromkeys(f"{extra}{rng.choice(pool)}{rng.choice(words)}{k}" for k in range(7)))
         entries.append({
             "id": f"synthetic_{n:05d}", "topic": kb.topics[0].id, "question": f"{extra}{base}",
-            "phrasings": phrasings, "answer": f"合成答案 {n}。", "clauses": [rng.choice(clause_ids)],
+            # No figure (kb check: figures must be the notice's) and a conclusion (a question may end in 吗).
+            "phrasings": phrasings, "conclusion": "合成答案", "answer": "合成答案。", "clauses": [rng.choice(clause_ids)],
         })
     doc = {"topics": [{"id": t.id, "name": t.name} for t in kb.topics], "entries": entries}
     (target / "faq.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")

@@ -270,15 +270,16 @@ async def test_typed_answers_count_as_presses(bot, sc, assistant):
     first = await bot.ask(1108, "/check")
     second = await bot.ask(1108, "事业单位")
     state = expected_state(sc, {"org_type": "public_inst"})
-    assert second.text == step_text_of(sc, state)
+    assert second.text == "您选择的是：事业单位\n\n" + step_text_of(sc, state)  # echoes what it understood
     assert labels(second)[-3:] == [h.BACK, h.RESTART, h.QUIT]
     # The old message lost its buttons; they are stale anyway.
     stripped = bot.api.calls_to("editMessageReplyMarkup", 1108)
     assert [c.params["message_id"] for c in stripped] == [first.result["message_id"]]
     third = await bot.ask(1108, "有")  # a yes/no word
-    assert third.text == step_text_of(sc, expected_state(sc, {"org_type": "public_inst", "public_function": "yes"}))
+    assert third.text == "您选择的是：有\n\n" + step_text_of(
+        sc, expected_state(sc, {"org_type": "public_inst", "public_function": "yes"}))
     fourth = await bot.ask(1108, "1")  # an option's number
-    assert fourth.text == step_text_of(sc, expected_state(
+    assert fourth.text == "您选择的是：有法人资格\n\n" + step_text_of(sc, expected_state(
         sc, {"org_type": "public_inst", "public_function": "yes", "legal_person": "yes"}))
     # Buttons under the newest message go on from there.
     fifth = await choose(bot, sc, 1108, fourth, "field", "education")
@@ -356,7 +357,8 @@ async def test_users_in_a_group_each_have_their_own_interview(bot, sc):
     assert session_of(bot, GROUP, 2101)["state"] == expected_state(sc, {"org_type": "public_inst"})
     # A typed answer in the group (addressed to the bot) answers that user's own interview.
     typed = await bot.ask(2101, f"@{BOT_USERNAME} 有", chat_id=GROUP, chat_type="supergroup")
-    assert typed.text == step_text_of(sc, expected_state(sc, {"org_type": "public_inst", "public_function": "yes"}))
+    assert typed.text == "您选择的是：有\n\n" + step_text_of(
+        sc, expected_state(sc, {"org_type": "public_inst", "public_function": "yes"}))
 
 
 async def test_twenty_users_interview_at_once_without_crossing(bot, sc, assistant):

@@ -35,7 +35,8 @@ def deadline_status(meta: Meta, today: date) -> str:
 
 def contact_line(meta: Meta) -> str:
     c = meta.contact
-    return f"{c.office}：联系人{c.person}，电话{c.phone}"
+    # The notice gives "联系人：许钦祥 87710317" on its own, not as a member of the office.
+    return f"联系人{c.person}，电话{c.phone}"
 
 
 def not_covered_tail(meta: Meta) -> str:

@@ -31,20 +31,21 @@ FONT = "宋体"
 HEADING_FONT = "黑体"
 SIGNATURE = "（签署意见并签字盖章）"
 DATE_LINE = "年　　月　　日"
-# Part three: (row label, note under it). 参加单位 is optional in the form itself; the
-# rows after 保证单位 are not visible in the source and follow part three's title.
+# Part three: (row label, note under it). 参加单位 is optional in the form itself. The
+# 保证单位 note is the source text as it stands, cut off, with the cut marked (never completed);
+# the rows after it are not visible in the source and follow part three's title.
+CUT = "〔来源文本在此中断〕"
 OPINIONS = (
     ("承担单位意见", ""),
     ("参加单位意见", "（可有可无）"),
-    ("保证单位意见", "（一般为试点属地县区以上人民政府、行业主管部门或者标准化行政主管部门）"),
-    ("业务指导单位意见", "（市州以上行业主管部门或标准化主管部门）"),
+    ("保证单位意见", f"（一般为试点属地县区以上人民政府、行业主管部门或者标准化行{CUT}"),
+    ("业务指导单位意见", "（封面：市州以上行业主管部门或标准化主管部门）"),
     ("管理单位意见", ""),
 )
 SOURCE_NOTE = (
-    "注：通知所附样表的来源文本在“保证单位”意见栏处中断（止于“……或者标准化行……”），"
-    "其后各栏未能看到。本表“业务指导单位意见”“管理单位意见”两栏按第三部分标题"
-    "（试点承担单位、参加单位、保证单位、业务指导单位及管理单位意见）补列，"
-    "保证单位说明按封面“试点项目所在地政府、行业主管部门或质监局”补全；"
+    "注：通知所附样表的来源文本在“保证单位”意见栏处中断（止于“或者标准化行”），其后各栏未能看到；"
+    "保证单位栏的说明照录来源文本，未作补全。本表“业务指导单位意见”“管理单位意见”两栏按第三部分标题"
+    "（试点承担单位、参加单位、保证单位、业务指导单位及管理单位意见）补列，业务指导单位的说明取自封面“指导单位”栏；"
     "如与省联席会议办公室提供的正式样表不一致，以正式样表为准。"
 )
 
@@ -67,9 +68,11 @@ def build_application_form(answers: Mapping[str, str], unit_name: str | None,
                            path_or_buffer: str | Path | IO[bytes]) -> None:
     """Write the pre-filled 申请书 (.docx) to a path or a binary buffer.
 
-    answers: plain strings, any of org_type (单位类型), field (试点领域), pilot_name
-    (the XXXX管理/服务 part of 试点名称), accident ("无"/"有"), channel (推荐渠道);
-    missing keys leave their fields blank. unit_name: the 承担单位's name, if given.
+    answers: plain strings, any of org_type (单位类型, for the hints only: the form's
+    经济类型 is another field), field (试点领域), pilot_name (the XXXX管理/服务 part of
+    试点名称), channel (推荐渠道); missing keys leave their fields blank. The form's
+    "近3年来有无质量、安全、环保事故" is not what the self-check asks (管理和服务方面的
+    严重问题或者事故), so it is always left for the applicant. unit_name: the 承担单位's name.
     """
     unit = (unit_name or "").strip()
     doc = Document()
@@ -113,18 +116,17 @@ def _cover(doc, unit: str, answers: Mapping[str, str]) -> None:
 
 def _basic_info(doc, unit: str, answers: Mapping[str, str]) -> None:
     _para(doc, PART_ONE, size=14, bold=True, font=HEADING_FONT)
-    accident = answers.get("accident", "")
     # (label, value) pairs on one line, or a single (label, value, height in lines) spanning the row.
     rows: tuple[tuple, ...] = (
         ("单位名称", unit, 1),
         (("组织机构代码", ""), ("法人代表", "")),
         ("注册地址", "", 1),
         (("单位地址", ""), ("邮编", "")),
-        (("所属行业", ""), ("经济类型", answers.get("org_type", ""))),
+        (("所属行业", ""), ("经济类型", "")),
         (("联系人/电话", ""), ("电子邮箱", "")),
         (("标准化机构或负责部门", ""), ("标准化工作负责人/电话", "")),
         ("业务范围", "", 4),
-        ("近3年来有无质量、安全、环保事故", accident, 2),
+        ("近3年来有无质量、安全、环保事故", "", 2),
         ("标准化工作现状及试点创建具备的条件（包括经费等保障条件）", "", 12),
     )
     table = doc.add_table(rows=len(rows), cols=4)
@@ -177,15 +179,16 @@ def _hints(doc, answers: Mapping[str, str]) -> None:
     _para(doc, "填写提示（根据资格自测的回答生成，仅供参考，提交前请删除本页）", size=12, bold=True)
     lines = []
     if answers.get("org_type"):
-        lines.append(f"单位类型：{answers['org_type']}（已预填入“经济类型”栏，请按实际经济类型核对）")
+        lines.append(f"单位类型：{answers['org_type']}（“经济类型”是另一栏，已留空，请据实填写）")
     lines.append(f"拟试点领域：{answers['field']}" if answers.get("field")
                  else "拟试点领域：请在试点名称中补全（“XXXX管理（服务）”部分）")
-    if answers.get("accident"):
-        lines.append(f"“近3年来有无质量、安全、环保事故”栏已按自测回答预填“{answers['accident']}”，请据实核对")
+    lines.append("“近3年来有无质量、安全、环保事故”栏已留空：自测问的是申报条件中的“管理和服务方面的严重问题或者事故”，"
+                 "与这一栏问的不是一回事，请据实填写")
     if answers.get("channel"):
         lines.append(f"推荐渠道：{answers['channel']}")
     lines += [
-        "推荐函须附本申请书，表格一式四份；纸质材料和电子档文件一并报送省联席会议办公室（设在省质监局标准化处）",
+        "推荐函须附本申请书，表格一式四份（份数说的是申请书表格）；申请书交推荐单位，附在推荐函后，"
+        "纸质材料和电子档文件一并报送省联席会议办公室（设在省质监局标准化处）",
         "承担单位加盖印章；参加单位（如有）、保证单位、指导单位签署意见并加盖印章",
         "未预填的栏目请据实填写",
     ]

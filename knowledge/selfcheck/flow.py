@@ -21,16 +21,19 @@ from typing import Any, NamedTuple
 from knowledge.answering import compose
 from knowledge.answering.normalise import basic_normalise
 from knowledge.errors import KnowledgeError
-from knowledge.loader import KnowledgeBase, Meta, read_yaml_file
+from knowledge.loader import UNFINDABLE_CITATION, KnowledgeBase, Meta, read_yaml_file
 
 # Whitespace between two non-ASCII characters (CJK, full-width punctuation).
 _CJK_GAP = re.compile(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f])")
+_QUOTED = re.compile(r"“([^”]+)”")
 DEFAULT_PATH = Path(__file__).parent.parent / "data" / "selfcheck.yaml"
 # Ids end up in Telegram callback data ("sc:<step>:<option>", at most 64 bytes).
 ID_PATTERN = re.compile(r"^[a-z0-9_]{1,24}$")
 MEANINGS = ("yes", "no", "unsure")
 STATUSES = ("eligible", "ineligible", "caution")
 ELIGIBLE, INELIGIBLE, CAUTION = STATUSES
+# The caution verdict's wording when a necessary condition is still open (status stays caution).
+OPEN = "open"
 
 
 # -- the flow (what staff edit) ------------------------------------------------------
@@ -49,6 +52,19 @@ class Option:
     aliases: tuple[str, ...] = ()
     form: str | None = None
     pilot_name: str | None = None
+    # A typed answer naming one of this option's words is read as this option even when it also
+    # names another option's ("发生过一起轻微事故" is the minor-accident option, not 发生过).
+    priority: bool = False
+
+
+@dataclass(frozen=True)
+class Clarify:
+    """Typed words a step's buttons cannot stand for (乡镇 support is not 县级以上 support):
+    no option is chosen; the text is shown and the question asked again."""
+
+    words: tuple[str, ...]
+    text: str
+    clause: str
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,7 @@ class Step:
     clauses: tuple[str, ...]
     options: tuple[Option, ...]
     form_key: str | None = None
+    clarify: tuple[Clarify, ...] = ()
 
     def option(self, option_id: str) -> Option | None:
         return next((o for o in self.options if o.id == option_id), None)
@@ -66,11 +83,13 @@ class Step:
 
 @dataclass(frozen=True)
 class Condition:
-    """A failed condition (conditions) or a point to watch (cautions)."""
+    """A failed condition (conditions) or a point to watch (cautions). An open caution is a
+    necessary condition not yet known to be met: it must be met before applying."""
 
     id: str
     text: str
     clause: str
+    open: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,8 +103,9 @@ class Channel:
 
 @dataclass(frozen=True)
 class Material:
-    text: str
-    clause: str
+    """One checklist item; each part is cited where its wording stands."""
+
+    parts: tuple[tuple[str, str], ...]   # (text, clause id)
 
 
 @dataclass(frozen=True)
@@ -95,7 +115,7 @@ class Flow:
     cautions: dict[str, Condition]
     channels: dict[str, Channel]
     materials: tuple[Material, ...]
-    verdicts: dict[str, tuple[str, str]]  # status -> (title, summary)
+    verdicts: dict[str, tuple[str, str]]  # status (and "open") -> (title, summary)
     duration: Condition
     selection: tuple[str, tuple[str, ...]]
     typed_answers: dict[str, tuple[str, ...]]
@@ -118,21 +138,25 @@ class Flow:
 def load_flow(path: str | Path | None, clause_ids: Collection[str]) -> Flow:
     """Read and validate the self-check YAML (default: the embedded one).
 
-    clause_ids are the notice's clause ids (e.g. KnowledgeBase.clauses); every
-    citation must be one of them. Any problem raises KnowledgeError.
+    clause_ids are the notice's clause ids; every citation must be one of them. Given
+    KnowledgeBase.clauses (a mapping to clauses), every cited clause must also have text,
+    and every wording a material quotes must stand in the clause it cites.
+    Any problem raises KnowledgeError.
     """
     path = Path(path) if path is not None else DEFAULT_PATH
     file = path.name
     doc, content = read_yaml_file(path)
-    return _Parser(file, set(clause_ids)).flow(doc, hashlib.sha256(content).hexdigest()[:12])
+    texts = {cid: getattr(c, "text", None) for cid, c in clause_ids.items()} if isinstance(clause_ids, Mapping) else {}
+    return _Parser(file, set(clause_ids), texts).flow(doc, hashlib.sha256(content).hexdigest()[:12])
 
 
 class _Parser:
     """Validation of one file; every error names file, entry and field."""
 
-    def __init__(self, file: str, clause_ids: set[str]) -> None:
+    def __init__(self, file: str, clause_ids: set[str], texts: Mapping[str, str | None] | None = None) -> None:
         self.file = file
         self.clause_ids = clause_ids
+        self.texts = dict(texts or {})
 
     def error(self, message: str, entry: str | None = None, field: str | None = None) -> KnowledgeError:
         return KnowledgeError(self.file, message, entry=entry, field=field)
@@ -159,6 +183,9 @@ class _Parser:
             value = str(value)
         if not isinstance(value, str) or not value.strip():
             raise self.error("必填，且应为非空文字", entry, key)
+        if UNFINDABLE_CITATION.search(value):
+            raise self.error("引用了读者找不到的“第一条/第三条第N款（项）”，请写成如 通知第三条“具有一定的标准化工作基础……”",
+                             entry, key)
         # A folded YAML block (>-) turns line breaks into spaces, which Chinese text must not have.
         return _CJK_GAP.sub("", value.strip())
 
@@ -198,6 +225,8 @@ class _Parser:
     def clause(self, cid: str, entry: str, field: str) -> str:
         if cid not in self.clause_ids:
             raise self.error(f"引用的条款 {cid} 在 notice.yaml 中不存在", entry, field)
+        if self.texts and not self.texts.get(cid):
+            raise self.error(f"引用的条款 {cid} 没有正文，读者看不到依据；请引用其下有正文的条款", entry, field)
         return cid
 
     # sections
@@ -207,14 +236,10 @@ class _Parser:
         cautions = self.conditions(doc, "cautions")
         channels = self.channels(doc)
         steps = self.steps(doc, conditions, cautions, channels)
-        materials = tuple(
-            Material(self.text(m, "text", f"materials 第 {n} 项"),
-                     self.clause(self.text(m, "clause", f"materials 第 {n} 项"), f"materials 第 {n} 项", "clause"))
-            for n, m in enumerate(self.items(doc, "materials"), 1)
-        )
+        materials = tuple(self.material(m, f"materials 第 {n} 项") for n, m in enumerate(self.items(doc, "materials"), 1))
         verdicts_doc = self.mapping(doc.get("verdicts"), None, "verdicts")
         verdicts = {}
-        for status in STATUSES:
+        for status in (*STATUSES, OPEN):
             v = self.mapping(verdicts_doc.get(status), f"verdicts.{status}", status)
             verdicts[status] = (self.text(v, "title", f"verdicts.{status}"), self.text(v, "summary", f"verdicts.{status}"))
         d = self.mapping(doc.get("duration"), None, "duration")
@@ -229,15 +254,41 @@ class _Parser:
         return Flow(steps, conditions, cautions, channels, materials, verdicts, duration, selection, typed,
                     version, self.file)
 
+    def material(self, item: dict, entry: str) -> Material:
+        """{text, clause}, or {parts: [{text, clause}, ...]} when wordings stand in different clauses."""
+        raw = item.get("parts")
+        if raw is None:
+            raw = [item]
+        elif not isinstance(raw, list) or not raw or not all(isinstance(p, dict) for p in raw):
+            raise self.error("应为非空列表，每项写 text 和 clause", entry, "parts")
+        parts = tuple((self.text(p, "text", entry), self.clause(self.text(p, "clause", entry), entry, "clause"))
+                      for p in raw)
+        for text, cid in parts:
+            for quote in _QUOTED.findall(text):
+                if cid in self.texts and quote not in (self.texts[cid] or ""):
+                    raise self.error(f"引用的原文“{quote}”不在条款 {cid} 中：请分别注明各说法的出处", entry, "parts")
+        return Material(parts)
+
     def conditions(self, doc: dict, key: str) -> dict[str, Condition]:
         out: dict[str, Condition] = {}
         for n, item in enumerate(self.items(doc, key), 1):
             cid = self.ident(item, f"{key} 第 {n} 项")
             if cid in out:
                 raise self.error("编号重复", cid, "id")
+            is_open = item.get("open", False)
+            if not isinstance(is_open, bool) or (is_open and key != "cautions"):
+                raise self.error("open 只用于 cautions，且应为 true 或 false", cid, "open")
             out[cid] = Condition(cid, self.text(item, "text", cid),
-                                 self.clause(self.text(item, "clause", cid), cid, "clause"))
+                                 self.clause(self.text(item, "clause", cid), cid, "clause"), is_open)
         return out
+
+    def clarify(self, item: dict, sid: str) -> tuple[Clarify, ...]:
+        raw = item.get("clarify") or []
+        if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+            raise self.error("应为列表，每项写 words、text、clause", sid, "clarify")
+        entry = f"{sid}.clarify"
+        return tuple(Clarify(self.strings(c, "words", entry, minimum=1), self.text(c, "text", entry),
+                             self.clause(self.text(c, "clause", entry), entry, "clause")) for c in raw)
 
     def channels(self, doc: dict) -> dict[str, Channel]:
         out: dict[str, Channel] = {}
@@ -278,7 +329,7 @@ class _Parser:
             for meaning in MEANINGS:
                 if sum(o.means == meaning for o in options) > 1:
                     raise self.error(f"means: {meaning} 只能用于一个选项", sid, "options")
-            steps.append(Step(sid, question, help_text, clauses, tuple(options), form_key))
+            steps.append(Step(sid, question, help_text, clauses, tuple(options), form_key, self.clarify(item, sid)))
         return tuple(steps)
 
     def option(self, o: Any, sid: str, n: int, later: list[str], conditions: dict, cautions: dict,
@@ -311,10 +362,13 @@ class _Parser:
         means = o.get("means")
         if means is not None and means not in MEANINGS:
             raise self.error("只能是 \"yes\"、\"no\" 或 unsure（yes、no 请加英文引号）", entry, "means")
+        priority = o.get("priority", False)
+        if not isinstance(priority, bool):
+            raise self.error("应为 true 或 false", entry, "priority")
         return Option(
             oid, label, fails, caution, target, verdict_now, channel, means,
             self.strings(o, "aliases", entry), self.optional_text(o, "form", entry),
-            self.optional_text(o, "pilot_name", entry),
+            self.optional_text(o, "pilot_name", entry), priority,
         )
 
 
@@ -370,11 +424,20 @@ class Verdict:
     duration: str
     selection: str
     contact: str
+    open_items: tuple[Reason, ...] = ()   # the cautions that are necessary conditions not yet met
 
     def as_record(self) -> dict[str, Any]:
         """Plain data for the record of a finished interview."""
         return {"status": self.status, "failed": [r.id for r in self.reasons],
                 "cautions": [r.id for r in self.cautions], "channel": self.channel_id}
+
+
+class Reading(NamedTuple):
+    """How a typed answer was read: the option (or None), and what to tell the user first —
+    "您选择的是：……" when an option was read, the clarification when the question is asked again."""
+
+    option_id: str | None
+    note: str
 
 
 _STRIP = re.compile(r"[\s?!.,;:()\[\]\"'<>《》（）【】、。，！？；：…~\-]+")
@@ -502,32 +565,47 @@ class SelfCheck:
         return f"为什么问这个：{view.help}\n依据：{'、'.join(view.clause_labels)}"
 
     def match_text(self, state: dict[str, Any], text: str) -> str | None:
-        """The option a typed answer means, or None when unclear (then ask to press a button).
+        """The option a typed answer means, or None when unclear (then ask to press a button)."""
+        return self.read_text(state, text).option_id
 
-        Tried in order: option number; a label or alias typed exactly; a label or
-        alias inside the text (the longest wins, negated ones skipped); an "I'm not
-        sure" phrase; a yes/no word at the start; the text inside one label.
+    def read_text(self, state: dict[str, Any], text: str) -> Reading:
+        """A typed answer read the way the buttons mean it.
+
+        Tried in order: option number; the step's clarify words (the buttons cannot stand
+        for them: ask again, saying why); a label or alias typed exactly; a label or alias
+        inside the text (a priority option's first, then the longest; negated ones skipped);
+        an "I'm not sure" phrase; a yes/no word at the start; the text inside one label.
         """
         self._check(state)
         if state["done"]:
-            return None
+            return Reading(None, "")
         step = self.flow.step(state["step"])
         t = _norm(text)
         if not t:
-            return None
+            return Reading(None, "")
         number = _NUMBER.match(t)
         if number:
             n = int(number.group(1))
-            return step.options[n - 1].id if 1 <= n <= len(step.options) else None
+            return self._read(step.options[n - 1] if 1 <= n <= len(step.options) else None)
+        for clarify in step.clarify:
+            if any(w and w in t for w in map(_norm, clarify.words)):
+                return Reading(None, f"{clarify.text.rstrip('。')}（依据：{self.label(clarify.clause)}）。")
+        return self._read(step.option(self._match(step, t) or ""))
+
+    @staticmethod
+    def _read(option: Option | None) -> Reading:
+        return Reading(option.id, f"您选择的是：{option.label}") if option else Reading(None, "")
+
+    def _match(self, step: Step, t: str) -> str | None:
         terms = [(o, _norm(term)) for o in step.options for term in (o.label, *o.aliases)]
         terms = [(o, term) for o, term in terms if term]
         exact = {o.id for o, term in terms if term == t}
         if len(exact) == 1:
             return exact.pop()
-        inside = [(len(term), o.id) for o, term in terms if self._contains(t, term)]
+        inside = [((o.priority, len(term)), o.id) for o, term in terms if self._contains(t, term)]
         if inside:
-            longest = max(length for length, _ in inside)
-            best = {oid for length, oid in inside if length == longest}
+            strongest = max(rank for rank, _ in inside)
+            best = {oid for rank, oid in inside if rank == strongest}
             if len(best) == 1:
                 return best.pop()
         by_meaning = {o.means: o.id for o in step.options if o.means}
@@ -584,8 +662,11 @@ class SelfCheck:
             if option.channel is not None:
                 channel = self.flow.channels[option.channel]
         status = INELIGIBLE if failed else CAUTION if watch else ELIGIBLE
-        title, summary = self.flow.verdicts[status]
+        open_ids = [c for c in watch if self.flow.cautions[c].open]
+        # A necessary condition not yet met is not "nothing wrong found": say which are open.
+        title, summary = self.flow.verdicts[OPEN if status == CAUTION and open_ids else status]
         cite = self._cite
+        meta_year = meta.notice_date.year
         return Verdict(
             status=status, title=title, summary=summary,
             reasons=tuple(self._reason(self.flow.conditions[c]) for c in failed),
@@ -593,15 +674,18 @@ class SelfCheck:
             channel=f"{channel.name}（{cite(channel.clause)}）" if channel else "",
             quota=f"推荐名额：{channel.quota}（{cite(channel.quota_clause)}）" if channel else "",
             channel_id=channel.id if channel else None,
-            materials=tuple(f"{m.text}（{cite(m.clause)}）" for m in self.flow.materials),
-            deadline=(f"通知要求于{meta.deadline.year}年{meta.deadline_wording}报送（{cite(meta.deadline_clause)}）。"
-                      f"{compose.deadline_status(meta, today)}"),
+            materials=tuple("；".join(f"{text}（{cite(clause)}）" for text, clause in m.parts)
+                            for m in self.flow.materials),
+            # The notice says "5月20日前"; the year is the date line's, so it is said apart.
+            deadline=(f"通知要求“{meta.deadline_wording}”报送（{cite(meta.deadline_clause)}；通知正文没有写年份，"
+                      f"按落款日期为{meta_year}年）。{compose.deadline_status(meta, today)}"),
             deadline_passed=today > meta.deadline,
             deadline_note=(f"请注意：本批申报已于{compose.cn_date(meta.deadline)}截止（逾期不再受理），"
                            "以下按通知说明申报办法，供参考。") if today > meta.deadline else "",
             duration=f"{self.flow.duration.text}（{cite(self.flow.duration.clause)}）",
             selection=f"{self.flow.selection[0]}（{cite(*self.flow.selection[1])}）",
             contact=f"{compose.contact_line(meta)}。",
+            open_items=tuple(self._reason(self.flow.cautions[c]) for c in open_ids),
         )
 
     def _cite(self, *clause_ids: str) -> str:
@@ -619,7 +703,14 @@ class SelfCheck:
             lines += ["", f"申报时间：{verdict.deadline}",
                       f"如情况有变或对以上判断有疑问，请咨询{verdict.contact}"]
             return "\n".join(lines)
-        lines += [f"{n}. {_cited(r)}" for n, r in enumerate(verdict.cautions, 1)]
+        others = [r for r in verdict.cautions if r not in verdict.open_items]
+        if verdict.open_items:
+            lines += [f"{n}. {_cited(r)}" for n, r in enumerate(verdict.open_items, 1)]
+            if others:
+                lines.append("另需注意：")
+                lines += [f"· {_cited(r)}" for r in others]
+        else:
+            lines += [f"{n}. {_cited(r)}" for n, r in enumerate(others, 1)]
         if verdict.deadline_note:
             lines += ["", verdict.deadline_note]
         lines += ["", "下一步怎么做：", f"一、推荐：{verdict.channel}"]
@@ -640,8 +731,8 @@ class SelfCheck:
                 for step, option in self._chosen(state)}
 
     def form_answers(self, state: dict[str, Any]) -> dict[str, str]:
-        """What the 申请书 can be pre-filled with: keys org_type, field, accident
-        (the steps' form_key), pilot_name and channel, each present only when known."""
+        """What the 申请书 can be pre-filled with: keys org_type, field (the steps'
+        form_key), pilot_name and channel, each present only when known."""
         self._check(state)
         out: dict[str, str] = {}
         for step, option in self._chosen(state):
