@@ -29,7 +29,7 @@ from knowledge.answering.score import (
     unknown_share,
 )
 from knowledge.answering.smalltalk import SmallTalkDetector
-from knowledge.answering.vectors import VectorCache
+from knowledge.answering.vectors import VectorCache, open_cache
 from knowledge.loader import DATA_DIR, KnowledgeBase
 from knowledge.reply import Reply
 
@@ -42,6 +42,7 @@ LEXICAL_CANDIDATES = 8
 SEMANTIC_CANDIDATES = 8
 # A bare number ("1", "２", "三") is not a question: outside a pending 您是想问 menu
 # it must not be matched to whatever entry mentions that number.
+_NOISE = re.compile(r"[\s?!.,;:()\-~]+")
 _BARE_NUMBER = re.compile(r"^\s*(?:[0-9]{1,3}|[一二三四五六七八九十])\s*[.、)）]?\s*$")
 
 
@@ -49,6 +50,10 @@ def examples_path(kb: KnowledgeBase) -> Path:
     """examples.yaml beside the knowledge base's YAML, else the embedded one."""
     own = kb.source_dir / "examples.yaml"
     return own if own.exists() else DATA_DIR / "examples.yaml"
+
+
+def _squash(text: str) -> str:
+    return _NOISE.sub("", text)
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,17 @@ class Engine:
         self.semantic: SemanticIndex | None = None
         if embedder is not None:
             examples = load_examples(examples_path(kb))
-            self.semantic = SemanticIndex(kb, VectorCache(index.db, embedder), index.normalise, examples)
+            cache = VectorCache(open_cache(index.db), embedder)
+            self.semantic = SemanticIndex(kb, cache, index.normalise, examples)
         self.policy = policy or load_policy(semantic=self.semantic is not None)
         self._not_covered = {e.id for e in kb.entries.values() if not e.covered}
+        # A message that is word for word one of an entry's own questions (staff wrote it,
+        # or accepted it from the log) gets that entry: nothing to weigh.
+        exact: dict[str, set[str]] = {}
+        for entry in kb.entries.values():
+            for text in (entry.question, *entry.phrasings):
+                exact.setdefault(_squash(index.normalise(text)), set()).add(entry.id)
+        self._exact = {text: ids.pop() for text, ids in exact.items() if len(ids) == 1 and text}
 
     # -- analysis --------------------------------------------------------------
 
@@ -84,6 +97,12 @@ class Engine:
         tokens, entry_ids, rows = self.features(text)
         model = self.policy.model
         candidates = [Candidate(e, row, model.probability(row)) for e, row in zip(entry_ids, rows, strict=True)]
+        exact = self._exact.get(_squash(self.index.normalise(text)))
+        if exact is not None:
+            known = next((c for c in candidates if c.entry_id == exact), None) or Candidate(exact, (), 1.0)
+            best = Candidate(exact, known.features, 1.0)
+            rest = tuple(sorted((c for c in candidates if c.entry_id != exact), key=lambda c: -c.probability))
+            return Analysis(tokens, Decision(Action.ANSWER, best, (best, *rest), 1.0))
         return Analysis(tokens, decide(candidates, self.policy))
 
     def features(self, text: str, exclude_batch: str | None = None

@@ -2,15 +2,19 @@
 
 A vector's key is a hash of the model's name, its role (query or passage) and
 the text, so a restart, a rebuilt index or a /reload embeds only the texts
-that are new; changing the model never reuses an old vector. The table lives
-in the index database and survives index rebuilds. A small in-process cache
-sits in front, so several assistants in one process (tests, /reload) share work.
+that are new; changing the model never reuses an old vector. The table lives in
+a cache database shared by every index on the machine (`default_cache_path`),
+else in the index database itself. A small in-process cache sits in front, so
+several assistants in one process (tests, /reload) share work.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import sqlite3
+from pathlib import Path
 
 import numpy as np
 import sqlite_utils
@@ -21,6 +25,31 @@ log = logging.getLogger(__name__)
 
 TABLE = "vectors"
 _memory: dict[str, bytes] = {}
+
+
+def default_cache_path() -> Path:
+    """PILOT_VECTOR_CACHE, else the user's cache directory: shared by every index and
+    process on the machine, so a fresh data directory (tests, a second deployment) does not
+    re-embed texts another one already embedded."""
+    configured = os.environ.get("PILOT_VECTOR_CACHE", "").strip()
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache"
+    return Path(base) / "pilot-assistant" / "vectors.db"
+
+
+def open_cache(fallback: sqlite_utils.Database | None) -> sqlite_utils.Database | None:
+    """The shared vector cache database, or `fallback` (the index db) where it cannot be opened."""
+    path = default_cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite_utils.Database(sqlite3.connect(path, timeout=30, check_same_thread=False))
+        db.execute("pragma journal_mode=wal")
+        db[TABLE].create({"key": str, "vector": bytes}, pk="key", if_not_exists=True)
+        return db
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("vector cache %s unavailable (%s); caching in the index instead", path, exc)
+        return fallback
 
 
 def vector_key(embedder: Embedder, text: str, *, query: bool) -> str:
