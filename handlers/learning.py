@@ -38,9 +38,8 @@ from handlers.common import Services, services, split_text
 from handlers.staff import StaffOnly, _guarded
 from knowledge.errors import KnowledgeError
 from knowledge.learning import records, teach
-from knowledge.learning.suggestions import Card, handled_keys
-from knowledge.staff.stats import entry_label
-from knowledge.staff.unanswered import REASONS, key
+from knowledge.learning.suggestions import Card, describe_card, handled_keys
+from knowledge.staff.unanswered import key
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +55,6 @@ CANCEL_WORDS = {"取消", "算了", "cancel"}
 
 ASK_ANSWER = ("请用一句话说明通知没有写的内容，例如：“通知没有规定……，请以省联席会议办公室的答复为准。”\n"
               "直接发送即可（不超过 300 字），发送“取消”放弃。用户问到以下问题时将看到这句话：\n{example}")
-SAVED = "✅ 已归入「{question}」，今后类似提问将直接回答（当前匹配度 {score:.2f}）。可在 /learned 中撤销。"
-SAVED_NC = "✅ 已保存为“通知未涉及”，今后类似提问将直接这样回答（当前匹配度 {score:.2f}）。可在 /learned 中撤销。"
-IGNORED = "🙈 已忽略：这组提问不再出现在 /unanswered 中。可在 /learned 中撤销。"
 STALE = "这组提问已失效，请重新发送 /unanswered。"
 DONE_ALREADY = "这组提问已经处理过了（见 /learned）。"
 
@@ -99,19 +95,6 @@ def _load_card(deps: Services, gid: str) -> Card | None:
     return Card.from_state(state) if state else None
 
 
-def card_text(card: Card, number: int, kb: Any) -> str:
-    reasons = "，".join(f"{REASONS.get(r, r)} {n}" for r, n in sorted(card.reasons.items(), key=lambda kv: -kv[1]))
-    lines = [f"第 {number} 组（{card.count} 次：{reasons}）：{card.example}"]
-    if len(card.texts) > 1:
-        lines.append("另如：" + "；".join(card.texts[1:4]) + ("……" if len(card.texts) > 4 else ""))
-    if card.suggestions:
-        lines.append("可能属于：")
-        lines += [f"{n}. {entry_label(s.entry_id, kb)}（匹配度 {s.score:.2f}）" for n, s in enumerate(card.suggestions, 1)]
-    else:
-        lines.append("没有相近的已有条目。")
-    return "\n".join(lines)
-
-
 def card_keyboard(card: Card) -> InlineKeyboardMarkup:
     rows = []
     for n, s in enumerate(card.suggestions):
@@ -141,18 +124,8 @@ async def send_cards(context: ContextTypes.DEFAULT_TYPE, chat_id: int, cards: li
     deps = services(context)
     for number, card in enumerate(cards, 1):
         _save_card(deps, card)
-        await context.bot.send_message(chat_id, _esc(card_text(card, number, deps.assistant.kb)),
+        await context.bot.send_message(chat_id, _esc(describe_card(card, number, deps.assistant.kb)),
                                        reply_markup=card_keyboard(card))
-
-
-def _conflict_text(result: teach.Result) -> str:
-    lines = ["⚠️ 注意：保存后，下列其他条目自己的问法会更像这个条目，可能被答错："]
-    for c in result.conflicts[:5]:
-        lines.append(f"· 「{c.phrasing}」（属于「{c.entry_question}」，现匹配度 {c.own:.2f} → 此条目 {c.new:.2f}）")
-    if len(result.conflicts) > 5:
-        lines.append(f"……共 {len(result.conflicts)} 处。")
-    lines.append("确定仍要保存吗？")
-    return "\n".join(lines)
 
 
 async def _apply(update: Update, context: ContextTypes.DEFAULT_TYPE, change: records.Change, *, check: bool,
@@ -170,16 +143,10 @@ async def _apply(update: Update, context: ContextTypes.DEFAULT_TYPE, change: rec
         token = secrets.token_hex(4)
         _pending(context)[token] = {"change": change, "heading": heading}
         await query.answer("有冲突，请确认")
-        await _edit(query.message, f"{heading}\n\n{_conflict_text(result)}", _confirm_keyboard(f"f:{token}", "仍然保存"))
+        await _edit(query.message, f"{heading}\n\n{teach.conflict_text(result)}", _confirm_keyboard(f"f:{token}", "仍然保存"))
         return
     await query.answer("已保存")
-    if change.kind == "phrasings":
-        done = SAVED.format(question=deps.assistant.kb.entries[change.entry].question, score=result.score)
-    elif change.kind == "not_covered":
-        done = SAVED_NC.format(score=result.score)
-    else:
-        done = IGNORED
-    await _edit(query.message, f"{heading}\n\n{done}")
+    await _edit(query.message, f"{heading}\n\n{teach.saved_text(result, deps.assistant.kb)}")
 
 
 # -- the buttons --------------------------------------------------------------------------------------

@@ -4,7 +4,11 @@ learning code uses, and the /stats figure."""
 
 from __future__ import annotations
 
+import getpass
+import os
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -246,6 +250,7 @@ def test_learned_figures_count_new_phrasings_and_later_answers():
                        ts=accepted + timedelta(minutes=5))
     store.log_question(user_hash="c", text=AMBIGUOUS + "？", outcome="ambiguous", ts=accepted + timedelta(minutes=9))
     store.log_question(user_hash="d", text="截止时间", outcome="answered", faq_id="deadline", ts=now)
+    store.log_question(user_hash="e", text=AMBIGUOUS, outcome="ambiguous", ts=accepted)  # the same second: before
     old = now - timedelta(days=10)
     figures = stats.learned_figures(store, [(accepted, [AMBIGUOUS, "材料交给谁签字接收"]), (old, ["很久以前"])], now)
     assert (figures.phrasings, figures.asked, figures.answered) == (2, 2, 1)
@@ -254,3 +259,38 @@ def test_learned_figures_count_new_phrasings_and_later_answers():
     report = stats.format_report(stats.compute(store, 7, now), None, figures)
     assert report.splitlines()[-1] == figures.line()
     assert "本周新增问法" not in stats.format_report(stats.compute(store, 7, now))
+
+
+# -- python -m bot unanswered --review ----------------------------------------------------------------
+
+
+def test_review_in_the_terminal(data_dir, tmp_path):
+    store = Store(tmp_path / "assistant.db", "salt")
+    for text, times in ((UNKNOWN, 3), ("省里会不会组织培训", 2), ("武汉今天天气怎么样", 1)):
+        for _ in range(times):
+            store.log_question(user_hash="u", text=text, outcome="unknown")
+    store.close()
+    env = dict(os.environ, PYTHONIOENCODING="utf-8", PILOT_DATA_DIR=str(tmp_path), USER_HASH_SALT="salt")
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    env.pop("DATABASE_PATH", None)
+    root = Path(__file__).resolve().parent.parent
+    # Group 1: accept the first suggestion; 2: not covered, with a one-line answer, confirmed; 3: ignore.
+    answers = "1\nn\n通知没有提到培训安排。\ny\ni\n"
+    proc = subprocess.run([sys.executable, "-m", "bot", "--data-dir", str(data_dir), "unanswered", "--review"],
+                          input=answers, capture_output=True, text=True, encoding="utf-8", cwd=root, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "第 1 组（3 次：未能回答 3）：" + UNKNOWN in proc.stdout
+    assert "已归入「试点项目由谁审定？」，今后类似提问将直接回答（当前匹配度" in proc.stdout
+    assert "预览：用户问“省里会不会组织培训”时将看到" in proc.stdout and "本次保存 3 项" in proc.stdout
+    saved = records.read(data_dir)
+    assert [c.kind for c in saved] == ["phrasings", "not_covered", "ignored"]
+    assert saved[0].entry == "approval_who"
+    assert saved[0].by == Store(":memory:", "salt").user_hash(f"shell:{getpass.getuser()}")
+    after = Assistant.load(":memory:", data_dir)
+    assert after.answer(UNKNOWN).faq_id == "approval_who"
+    assert after.answer("省里会不会组织培训").text.startswith("通知没有提到培训安排。")
+    # Nothing left to review; end of input part-way is a clean stop.
+    again = subprocess.run([sys.executable, "-m", "bot", "--data-dir", str(data_dir), "unanswered", "--review"],
+                           input="", capture_output=True, text=True, encoding="utf-8", cwd=root, env=env, timeout=120)
+    assert again.returncode == 0 and "没有未能回答" in again.stdout

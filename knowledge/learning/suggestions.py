@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from knowledge.learning.records import Change
-from knowledge.staff.unanswered import Asked, Group, key
+from knowledge.staff.stats import entry_label
+from knowledge.staff.unanswered import REASONS, Asked, Group, key
 
 if TYPE_CHECKING:
     from knowledge.assistant import Assistant
+    from knowledge.loader import KnowledgeBase
 
 SUGGESTIONS = 3
 MEMBERS_SCORED = 5  # the most asked wordings of a group are enough to place it
@@ -94,3 +96,17 @@ def cards(assistant: Assistant, groups: Iterable[Group], limit: int | None = Non
         out.append(Card(group_id(texts), g.example, texts, g.count, dict(g.reasons),
                         suggest_for(assistant, g.members)))
     return out
+
+
+def describe_card(card: Card, number: int, kb: KnowledgeBase) -> str:
+    """The group as staff read it, in Telegram and in the terminal."""
+    reasons = "，".join(f"{REASONS.get(r, r)} {n}" for r, n in sorted(card.reasons.items(), key=lambda kv: -kv[1]))
+    lines = [f"第 {number} 组（{card.count} 次：{reasons}）：{card.example}"]
+    if len(card.texts) > 1:
+        lines.append("另如：" + "；".join(card.texts[1:4]) + ("……" if len(card.texts) > 4 else ""))
+    if card.suggestions:
+        lines.append("可能属于：")
+        lines += [f"{n}. {entry_label(s.entry_id, kb)}（匹配度 {s.score:.2f}）" for n, s in enumerate(card.suggestions, 1)]
+    else:
+        lines.append("没有相近的已有条目。")
+    return "\n".join(lines)

@@ -167,6 +167,28 @@ def recent(assistant: Assistant, limit: int = 10) -> list[Change]:
     return list(reversed(records.read(assistant.kb.source_dir)))[:limit]
 
 
+def saved_text(result: Result, kb: KnowledgeBase) -> str:
+    """The confirmation for staff once a change is saved."""
+    change = result.change
+    if change.kind == "phrasings":
+        entry = kb.entries.get(change.entry or "")
+        return (f"✅ 已归入「{entry.question if entry else change.entry}」，今后类似提问将直接回答"
+                f"（当前匹配度 {result.score:.2f}）。可在 /learned 中撤销。")
+    if change.kind == "not_covered":
+        return f"✅ 已保存为“通知未涉及”，今后类似提问将直接这样回答（当前匹配度 {result.score:.2f}）。可在 /learned 中撤销。"
+    return "🙈 已忽略：这组提问不再出现在 /unanswered 中。可在 /learned 中撤销。"
+
+
+def conflict_text(result: Result, shown: int = 5) -> str:
+    lines = ["⚠️ 注意：保存后，下列其他条目自己的问法会更像这个条目，可能被答错："]
+    for c in result.conflicts[:shown]:
+        lines.append(f"· 「{c.phrasing}」（属于「{c.entry_question}」，现匹配度 {c.own:.2f} → 此条目 {c.new:.2f}）")
+    if len(result.conflicts) > shown:
+        lines.append(f"……共 {len(result.conflicts)} 处。")
+    lines.append("确定仍要保存吗？")
+    return "\n".join(lines)
+
+
 def describe(change: Change, kb: KnowledgeBase) -> str:
     """One line for staff: when, what, how many questions, who (short hash)."""
     texts = change.texts

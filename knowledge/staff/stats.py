@@ -195,7 +195,9 @@ def learned_figures(source: Store | sqlite_utils.Database, changes: Iterable[tup
             "select ts, text, outcome, faq_id from questions where ts >= ? and ts < ?", [_iso(first), _iso(p.end)]):
         k = key(text or "")
         when = datetime.fromisoformat(ts)
-        if any(k in keys and when >= changed for changed, keys in recent):
+        # Strictly after: both times are whole seconds, and the question that led to the
+        # change is often logged in the same second as the change itself.
+        if any(k in keys and when > changed for changed, keys in recent):
             asked += 1
             answered += bool(faq_id) and outcome in ("answered", "unknown")
     return LearnedFigures(phrasings, asked, answered)
