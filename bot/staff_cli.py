@@ -101,6 +101,18 @@ def _learned_figures(store: Store, kb: KnowledgeBase | None):  # -> stats.Learne
     return stats.learned_figures(store, [(c.when, c.texts) for c in changes if c.kind != "ignored"])
 
 
+def _not_handled(asked: list, args: argparse.Namespace) -> list:
+    """Without the questions staff already decided on (learned.yaml), as /unanswered shows them."""
+    from knowledge.learning import records, suggestions
+    from knowledge.loader import DATA_DIR
+
+    try:
+        return suggestions.not_handled(asked, records.read(getattr(args, "data_dir", None) or DATA_DIR))
+    except KnowledgeError as exc:
+        print(f"注意：learned.yaml 无法读取，已处理过的提问也会列出（{exc}）", file=sys.stderr)
+        return asked
+
+
 def cmd_unanswered(args: argparse.Namespace, settings: Settings) -> int:
     from knowledge.staff import unanswered
 
@@ -113,6 +125,7 @@ def cmd_unanswered(args: argparse.Namespace, settings: Settings) -> int:
         asked = unanswered.collect(store, args.days)
     finally:
         store.close()
+    asked = _not_handled(asked, args)
     # The engine's segmenter groups paraphrases ("个体户能申报吗" / "个人可以申报吗") and
     # its matcher guesses each stub's topic; without a loadable knowledge base, characters only.
     tokenize = guess = kb = None

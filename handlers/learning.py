@@ -139,6 +139,11 @@ async def _apply(update: Update, context: ContextTypes.DEFAULT_TYPE, change: rec
         await query.answer("未保存：知识库文件有错误", show_alert=True)
         await context.bot.send_message(update.effective_chat.id, _esc(f"❌ 未保存，知识库文件有错误：{exc}"))
         return
+    except Exception as exc:  # e.g. learned.yaml not writable: say so; the assistant is as before
+        log.exception("learning: saving failed")
+        await query.answer("未保存", show_alert=True)
+        await context.bot.send_message(update.effective_chat.id, _esc(f"❌ 未保存：{type(exc).__name__}: {exc}"))
+        return
     if not result.saved:
         token = secrets.token_hex(4)
         _pending(context)[token] = {"change": change, "heading": heading}
@@ -270,7 +275,9 @@ async def _undo(update: Update, context: ContextTypes.DEFAULT_TYPE, change_id: s
     except KeyError:
         await query.answer("这条记录已经不在了（可能已撤销）。", show_alert=True)
         return
-    except KnowledgeError as exc:
+    except Exception as exc:  # KnowledgeError: the rest would not load (named); OSError: not writable
+        if not isinstance(exc, KnowledgeError):
+            log.exception("learning: undo failed")
         await query.answer("无法撤销", show_alert=True)
         await context.bot.send_message(update.effective_chat.id, _esc(f"❌ 无法撤销：{exc}"))
         return

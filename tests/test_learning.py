@@ -294,3 +294,6 @@ def test_review_in_the_terminal(data_dir, tmp_path):
     again = subprocess.run([sys.executable, "-m", "bot", "--data-dir", str(data_dir), "unanswered", "--review"],
                            input="", capture_output=True, text=True, encoding="utf-8", cwd=root, env=env, timeout=120)
     assert again.returncode == 0 and "没有未能回答" in again.stdout
+    listed = subprocess.run([sys.executable, "-m", "bot", "--data-dir", str(data_dir), "unanswered"],
+                            capture_output=True, text=True, encoding="utf-8", cwd=root, env=env, timeout=120)
+    assert listed.returncode == 0 and "没有未能回答" in listed.stdout, listed.stdout
