@@ -158,6 +158,14 @@ async def _apply(update: Update, context: ContextTypes.DEFAULT_TYPE, change: rec
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    try:
+        await _on_button(update, context)
+    except KnowledgeError as exc:  # learned.yaml broken by a hand edit since the last load
+        await update.callback_query.answer("知识库文件有错误", show_alert=True)
+        await context.bot.send_message(update.effective_chat.id, _esc(f"❌ 未处理，知识库文件有错误：{exc}"))
+
+
+async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     deps = services(context)
     parts = query.data.split(":")

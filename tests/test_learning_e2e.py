@@ -229,3 +229,17 @@ async def test_a_conflict_is_shown_before_saving(teach_bot):
     cancel = dict(bot.api.calls_to("editMessageText", STAFF)[-1].buttons)["取消"]
     await bot.press(STAFF, warning, cancel)
     assert not (data / "learned.yaml").exists()
+
+
+async def test_a_learned_file_broken_by_hand_is_reported_on_press(teach_bot):
+    start, _, data = teach_bot
+    bot = await start()
+    await bot.ask(USER_A, QUESTION)
+    _, cards = await open_unanswered(bot)
+    (data / "learned.yaml").write_text("changes:\n  - id: x1\n    kind: rename\n", encoding="utf-8")
+    before = len(bot.api.sent(STAFF))
+    answer = await bot.press(STAFF, cards[0], cards[0].buttons[0][1])
+    assert answer.params.get("show_alert")
+    report = await bot.api.wait_for_call("sendMessage", STAFF, count=before + 1)
+    assert "learned.yaml，条目 x1，字段 kind" in report.text
+    assert (await bot.ask(USER_B, QUESTION)).text.startswith("抱歉")  # still serving the old knowledge base
