@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from knowledge.answering import compose
-from knowledge.answering.index import Index, build, is_current
+from knowledge.answering.index import Index
 from knowledge.answering.score import Matcher, Ranking
 from knowledge.answering.smalltalk import SmallTalkDetector
 from knowledge.loader import Entry, KnowledgeBase, load_knowledge
@@ -230,6 +230,8 @@ class Assistant:
         """Answer from `kb` from now on (the knowledge base with learned.yaml merged, or
         without a record just undone), without a restart. Today the index is rebuilt in
         place when kb's content hash differs from the one it was built from."""
+        from knowledge.answering.index import build, is_current  # (here: this block is all issue 11 adds)
+
         if not is_current(self.index.db, kb):
             build(self.index.db, kb)
         self.index = Index(self.index.db, kb)
