@@ -114,7 +114,9 @@ def test_a_broken_record_is_refused_naming_file_record_and_field(data_dir, field
     assert (info.value.file, info.value.entry, info.value.field) == ("learned.yaml", "c0ffee01", field)
 
 
-def test_duplicate_record_ids_and_kb_check(data_dir, capsys):
+def test_duplicate_record_ids_and_kb_check(data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PILOT_DATA_DIR", str(tmp_path))  # settings write nothing into the work tree
+    monkeypatch.setenv("USER_HASH_SALT", "salt")
     write_learned(data_dir, [record(), record()])
     assert cli_main(["--data-dir", str(data_dir), "kb", "check"]) == 2
     assert "learned.yaml，条目 c0ffee01，字段 id" in capsys.readouterr().err
