@@ -15,6 +15,7 @@ from handlers import (
     feedback,
     flood,
     inline,
+    learning,
     media,
     questions,
     selfcheck,
@@ -23,7 +24,8 @@ from handlers import (
 )
 from handlers.common import SERVICES_KEY, Services
 
-MODULES = (flood, selfcheck, commands, feedback, questions, inline, media, subscriptions, staff, errors)
+# learning before questions: a staff member's typed not-covered answer is not a question.
+MODULES = (flood, learning, selfcheck, commands, feedback, questions, inline, media, subscriptions, staff, errors)
 
 
 def register_all(application: Application, deps: Services) -> None:

@@ -1,4 +1,5 @@
 """Staff commands: /stats [days], /unanswered [days], /reload, /broadcast <text>.
+(/unanswered's buttons and /learned are handlers/learning.py's.)
 
 Who is staff is decided in one place, `StaffOnly`: a Telegram user id listed in
 ADMIN_IDS, writing in a private chat (figures never land in a group). The staff
@@ -42,6 +43,7 @@ from telegram.ext import (
 from handlers import subscriptions
 from handlers.common import Services, services, split_text
 from knowledge.errors import KnowledgeError
+from knowledge.learning import records, suggestions
 from knowledge.staff import chart, stats, unanswered
 from knowledge.staff.broadcast import announcement
 
@@ -150,7 +152,12 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     deps = services(context)
     figures = stats.compute(deps.store, days)
-    await _send_text(context, chat_id, stats.format_report(figures, deps.assistant.kb))
+    try:
+        changes = records.read(deps.assistant.kb.source_dir)
+    except KnowledgeError:  # reported where it matters: /learned, /reload, kb check
+        changes = []
+    learned = stats.learned_figures(deps.store, [(c.when, c.texts) for c in changes if c.kind != "ignored"])
+    await _send_text(context, chat_id, stats.format_report(figures, deps.assistant.kb, learned))
     # matplotlib takes a few hundred ms: off the event loop (the object API is thread-safe).
     png = await asyncio.to_thread(chart.daily_chart_png, figures)
     await context.bot.send_photo(chat_id, InputFile(png, filename="stats.png"),
@@ -164,12 +171,22 @@ async def unanswered_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
         await context.bot.send_message(
             chat_id, f"用法：/unanswered [天数]，天数为 1-{MAX_DAYS}，默认 {DEFAULT_UNANSWERED_DAYS}。")
         return
+    from handlers import learning  # (it builds on this module)
+
     deps = services(context)
+    try:
+        handled = records.read(deps.assistant.kb.source_dir)
+    except KnowledgeError:
+        handled = []
+    # Questions staff already decided on (learned.yaml) are not shown again.
+    asked = suggestions.not_handled(unanswered.collect(deps.store, days), handled)
     # Words via the engine here (its index is this thread's SQLite connection); the
     # grouping itself, quadratic in distinct questions, in a worker thread.
-    prepared = unanswered.prepare(unanswered.collect(deps.store, days), deps.assistant.index.tokens)
+    prepared = unanswered.prepare(asked, deps.assistant.index.tokens)
     groups = await asyncio.to_thread(unanswered.cluster, prepared)
     await _send_text(context, chat_id, unanswered.format_groups(groups, days))
+    # Then the biggest groups one by one, each with suggested entries and buttons.
+    await learning.send_cards(context, chat_id, suggestions.cards(deps.assistant, groups, learning.CARDS))
 
 
 # -- /reload ------------------------------------------------------------------------------------

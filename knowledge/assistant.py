@@ -169,3 +169,33 @@ class Assistant:
             if len(out) == limit:
                 break
         return out
+
+    # -- learning from staff (issue 11) ------------------------------------------------
+    # The only calls knowledge/learning/ and its front doors make into the engine. Keep
+    # these three signatures when the engine changes underneath them.
+
+    def suggest(self, text: str, k: int = 3) -> list[tuple[str, float]]:
+        """The k entries `text` most likely belongs to, best first, each with a 0..1 score
+        (the engine's own match score, whatever it decided to reply)."""
+        question = self.smalltalk.strip((text or "")[:MAX_QUESTION_CHARS])
+        return [(m.entry_id, min(1.0, max(0.0, m.score))) for m in self.matcher.rank(question).matches[:k]]
+
+    def match_score(self, text: str, entry_id: str) -> float:
+        """How well `text` matches entry `entry_id` now, 0..1 (0 when it is not a candidate at all)."""
+        question = self.smalltalk.strip((text or "")[:MAX_QUESTION_CHARS])
+        for m in self.matcher.rank(question).matches:
+            if m.entry_id == entry_id:
+                return min(1.0, max(0.0, m.score))
+        return 0.0
+
+    def apply_learned(self, kb: KnowledgeBase) -> None:
+        """Answer from `kb` from now on (the knowledge base with learned.yaml merged, or
+        without a record just undone), without a restart. Today the index is rebuilt in
+        place when kb's content hash differs from the one it was built from."""
+        from knowledge.answering.index import build, is_current  # (here: this block is all issue 11 adds)
+
+        if not is_current(self.index.db, kb):
+            build(self.index.db, kb)
+        self.index = Index(self.index.db, kb)
+        self.matcher = Matcher(self.index)
+        self.kb = kb

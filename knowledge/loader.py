@@ -23,6 +23,7 @@ _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 DATA_DIR = Path(__file__).parent / "data"
 FILES = ("notice.yaml", "meta.yaml", "faq.yaml", "synonyms.yaml", "smalltalk.yaml")
+LEARNED_FILE = "learned.yaml"  # optional: what staff accepted in the chat (knowledge/learning/)
 MAX_ANSWER_CHARS = 300
 MAX_RELATED = 3
 MIN_PHRASINGS = 6
@@ -150,8 +151,11 @@ def read_yaml_file(path: Path) -> tuple[dict[str, Any], bytes]:
     return doc, content
 
 
-def load_knowledge(data_dir: str | Path | None = None) -> KnowledgeBase:
-    """Read every knowledge file from data_dir (default: the embedded one) and validate it."""
+def load_knowledge(data_dir: str | Path | None = None, *, learned: bool = True) -> KnowledgeBase:
+    """Read every knowledge file from data_dir (default: the embedded one) and validate it.
+
+    learned.yaml (what staff accepted in the chat, see knowledge/learning/) is merged in
+    when present; learned=False gives the knowledge base without it."""
     base = Path(data_dir) if data_dir is not None else DATA_DIR
     raw: dict[str, Any] = {}
     digest = hashlib.sha256()
@@ -164,7 +168,12 @@ def load_knowledge(data_dir: str | Path | None = None) -> KnowledgeBase:
     topics, entries = _faq(raw["faq.yaml"], clauses, meta)
     vocabulary = _vocabulary(raw["synonyms.yaml"])
     smalltalk = _smalltalk(raw["smalltalk.yaml"])
-    return KnowledgeBase(clauses, topics, entries, vocabulary, meta, smalltalk, digest.hexdigest(), base)
+    kb = KnowledgeBase(clauses, topics, entries, vocabulary, meta, smalltalk, digest.hexdigest(), base)
+    if learned and (base / LEARNED_FILE).is_file():
+        from knowledge.learning.records import merge_file  # (it builds on this module)
+
+        kb = merge_file(kb, base / LEARNED_FILE)
+    return kb
 
 
 # -- helpers -------------------------------------------------------------------

@@ -12,6 +12,7 @@ ambiguous / not-covered shares are shares of real questions.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -160,7 +161,49 @@ def entry_label(faq_id: str, kb: KnowledgeBase | None) -> str:
     return f"【{topics.get(entry.topic, entry.topic)}】{entry.question}"
 
 
-def format_report(stats: Stats, kb: KnowledgeBase | None = None) -> str:
+@dataclass(frozen=True)
+class LearnedFigures:
+    """Phrasings staff added in the last 7 days, and how the same questions fared afterwards."""
+
+    phrasings: int
+    asked: int     # the same questions (same comparison key) asked after their change
+    answered: int  # ... of which answered with an entry (an answer, or a "not covered" entry)
+
+    @property
+    def answered_share(self) -> float:
+        return self.answered / self.asked if self.asked else 0.0
+
+    def line(self) -> str:
+        rate = f"{_pct(self.answered_share)}（{self.answered}/{self.asked}）" if self.asked else "—（其后尚无相同提问）"
+        return f"本周新增问法 {self.phrasings}，其后相同问题回答率 {rate}"
+
+
+def learned_figures(source: Store | sqlite_utils.Database, changes: Iterable[tuple[datetime, Iterable[str]]],
+                    now: datetime | None = None, days: int = 7) -> LearnedFigures:
+    """`changes`: (when accepted, the question texts added) per change staff made, e.g. from
+    knowledge/learning's learned.yaml. Only changes of the last `days` days count."""
+    from knowledge.staff.unanswered import key  # (unanswered builds on this module)
+
+    p = period(days, now)
+    recent = [(when, {key(t) for t in texts} - {""}) for when, texts in changes if p.start <= when < p.end]
+    phrasings = sum(len(keys) for _, keys in recent)
+    if not recent:
+        return LearnedFigures(0, 0, 0)
+    first = min(when for when, _ in recent)
+    asked = answered = 0
+    for ts, text, outcome, faq_id in _db(source).execute(
+            "select ts, text, outcome, faq_id from questions where ts >= ? and ts < ?", [_iso(first), _iso(p.end)]):
+        k = key(text or "")
+        when = datetime.fromisoformat(ts)
+        # Strictly after: both times are whole seconds, and the question that led to the
+        # change is often logged in the same second as the change itself.
+        if any(k in keys and when > changed for changed, keys in recent):
+            asked += 1
+            answered += bool(faq_id) and outcome in ("answered", "unknown")
+    return LearnedFigures(phrasings, asked, answered)
+
+
+def format_report(stats: Stats, kb: KnowledgeBase | None = None, learned: LearnedFigures | None = None) -> str:
     """The figures as plain text (the Telegram handler escapes it; the CLI prints it)."""
     p = stats.period
     n = stats.questions
@@ -181,4 +224,6 @@ def format_report(stats: Stats, kb: KnowledgeBase | None = None) -> str:
             lines.append(f"{rank}. {entry_label(faq_id, kb)} — {count} 次")
     else:
         lines.append("最常问的问题：暂无")
+    if learned is not None:
+        lines.append(learned.line())
     return "\n".join(lines)
