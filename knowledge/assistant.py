@@ -82,10 +82,6 @@ class Assistant:
         """The engine's candidates and decision for a text (evaluation, staff tools)."""
         return self.engine.analyse(self.engine.smalltalk.strip(text or ""))
 
-    def suggest(self, text: str, k: int = 3) -> list[tuple[str, float]]:
-        """The k entries a question most likely belongs to, with the policy's probability."""
-        return [(c.entry_id, c.probability) for c in self.analyse(text).candidates[:k]]
-
     # -- fixed replies for buttons and commands ---------------------------------
 
     def answer_entry(self, faq_id: str) -> Reply:
@@ -175,27 +171,25 @@ class Assistant:
     # these three signatures when the engine changes underneath them.
 
     def suggest(self, text: str, k: int = 3) -> list[tuple[str, float]]:
-        """The k entries `text` most likely belongs to, best first, each with a 0..1 score
-        (the engine's own match score, whatever it decided to reply)."""
-        question = self.smalltalk.strip((text or "")[:MAX_QUESTION_CHARS])
-        return [(m.entry_id, min(1.0, max(0.0, m.score))) for m in self.matcher.rank(question).matches[:k]]
+        """The k entries `text` most likely belongs to, best first, each with the ranker's
+        0..1 probability that its answer is right (1.0 for a stored phrasing, word for word)."""
+        return [(c.entry_id, c.probability) for c in self.analyse((text or "")[:MAX_QUESTION_CHARS]).candidates[:k]]
 
     def match_score(self, text: str, entry_id: str) -> float:
-        """How well `text` matches entry `entry_id` now, 0..1 (0 when it is not a candidate at all)."""
-        question = self.smalltalk.strip((text or "")[:MAX_QUESTION_CHARS])
-        for m in self.matcher.rank(question).matches:
-            if m.entry_id == entry_id:
-                return min(1.0, max(0.0, m.score))
-        return 0.0
+        """How well `text` matches entry `entry_id` now, 0..1 (0 when it is not a candidate at all).
+        A stored phrasing of that entry, word for word, is 1.0 even when another entry has it too:
+        that is exactly the conflict staff must see."""
+        if entry_id in self.engine.exact_owners(text):
+            return 1.0
+        return dict(self.suggest(text, k=1_000)).get(entry_id, 0.0)
 
     def apply_learned(self, kb: KnowledgeBase) -> None:
         """Answer from `kb` from now on (the knowledge base with learned.yaml merged, or
-        without a record just undone), without a restart. Today the index is rebuilt in
-        place when kb's content hash differs from the one it was built from."""
-        from knowledge.answering.index import build, is_current  # (here: this block is all issue 11 adds)
-
-        if not is_current(self.index.db, kb):
-            build(self.index.db, kb)
-        self.index = Index(self.index.db, kb)
-        self.matcher = Matcher(self.index)
+        without a record just undone), without a restart. The lexical index is updated in
+        place (`Index.refresh`: new phrasings are inserted, anything else rebuilds it) and
+        only texts never embedded before are embedded; cached replies are dropped."""
+        self.index.refresh(kb)
+        self.engine = Engine(kb, self.index, self.engine.semantic.embedder if self.semantic else None,
+                             self.engine.policy)
         self.kb = kb
+        self._cache.clear()

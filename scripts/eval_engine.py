@@ -49,8 +49,8 @@ DEV_SET = ROOT.parent / "shared" / "eval" / "dev.yaml"
 WRONG_COST = 3.0
 PART_FLOORS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 ANSWER_FLOORS = [round(float(x), 3) for x in np.arange(0.20, 0.951, 0.025)]
-TIE_MARGINS = [0.0, 0.03, 0.06, 0.10]
-TIE_FLOORS = [0.3, 0.4, 0.5, 0.6]
+TIE_MARGINS = [0.0, 0.03, 0.06, 0.10]  # 0: never ask
+TIE_FLOORS = [0.5, 0.6, 0.7]  # both entries must be likely: a real tie, not two weak guesses
 SUGGEST_FLOOR = 0.15
 
 

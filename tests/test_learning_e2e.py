@@ -29,9 +29,9 @@ STAFF = 8001
 USER_A = 8002
 USER_B = 8003
 INTRUDER = 8004
-QUESTION = "评审专家是谁"          # not answered today; the engine's best guess is approval_who
+QUESTION = "由哪些专家评审"        # not answered today; the engine's best guess is approval_who
 ENTRY = "approval_who"
-NOT_SAID = "省里会不会组织培训"     # for 通知未涉及
+NOT_SAID = "会安排专家上门辅导吗"   # for 通知未涉及
 
 
 @pytest.fixture

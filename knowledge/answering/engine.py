@@ -88,7 +88,7 @@ class Engine:
         for entry in kb.entries.values():
             for text in (entry.question, *entry.phrasings):
                 exact.setdefault(_squash(index.normalise(text)), set()).add(entry.id)
-        self._exact = {text: ids.pop() for text, ids in exact.items() if len(ids) == 1 and text}
+        self._exact = exact
 
     # -- analysis --------------------------------------------------------------
 
@@ -97,13 +97,19 @@ class Engine:
         tokens, entry_ids, rows = self.features(text)
         model = self.policy.model
         candidates = [Candidate(e, row, model.probability(row)) for e, row in zip(entry_ids, rows, strict=True)]
-        exact = self._exact.get(_squash(self.index.normalise(text)))
+        owners = self.exact_owners(text)
+        exact = next(iter(owners)) if len(owners) == 1 else None
         if exact is not None:
             known = next((c for c in candidates if c.entry_id == exact), None) or Candidate(exact, (), 1.0)
             best = Candidate(exact, known.features, 1.0)
             rest = tuple(sorted((c for c in candidates if c.entry_id != exact), key=lambda c: -c.probability))
             return Analysis(tokens, Decision(Action.ANSWER, best, (best, *rest), 1.0))
         return Analysis(tokens, decide(candidates, self.policy))
+
+    def exact_owners(self, text: str) -> frozenset[str]:
+        """The entries that have `text`, word for word, among their own questions."""
+        key = _squash(self.index.normalise(text))
+        return frozenset(self._exact.get(key, ())) if key else frozenset()
 
     def features(self, text: str, exclude_batch: str | None = None
                  ) -> tuple[tuple[str, ...], list[str], list[tuple[float, ...]]]:

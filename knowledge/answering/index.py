@@ -8,6 +8,7 @@ was built from; opening it with different YAML rebuilds it, never by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -76,6 +77,36 @@ class Index:
             build(db, kb)
         return cls(db, kb)
 
+    def refresh(self, kb: KnowledgeBase) -> None:
+        """Serve `kb` from now on. When it only adds phrasings to existing entries (what staff
+        accept from the log), those rows are inserted in place; any other change rebuilds."""
+        if is_current(self.db, kb):
+            self.kb = kb
+            return
+        added = _added_phrasings(self.kb, kb)
+        if added is None:
+            build(self.db, kb)
+            self.__init__(self.db, kb)
+            return
+        n = max(len(self.kb.entries), 1)
+        rows = []
+        for entry_id, text in added:
+            tokens = self.segmenter.tokens(self.normalise(text))
+            if tokens:
+                weight = sum(self.weights.get(t, math.log(1 + n)) for t in set(tokens))
+                rows.append({"entry_id": entry_id, "kind": "phrasing", "text": text, "tokens": " ".join(tokens),
+                             "weight": weight})
+        with self.db.conn:
+            start = self.db.execute("select coalesce(max(id), 0) from docs").fetchone()[0]
+            for offset, row in enumerate(rows, 1):
+                row["id"] = start + offset
+            self.db["docs"].insert_all(rows, pk="id")
+            self.db.conn.executemany("insert into docs_fts (rowid, tokens) values (?, ?)",
+                                     [(r["id"], r["tokens"]) for r in rows])
+            self.db["index_meta"].upsert({"key": "content", "value": content_key(kb)}, pk="key")
+        self.doc_rows += len(rows)
+        self.kb = kb
+
     def _char_pinyin(self, ch: str) -> str | None:
         row = self.db.execute("select pinyin from char_pinyin where ch = ?", [ch]).fetchone()
         return row[0] if row else None
@@ -109,6 +140,22 @@ class Index:
         ).fetchall()
         return [Doc(entry_id, kind, frozenset(words.split()), words.replace(" ", ""), weight)
                 for entry_id, kind, words, weight in rows]
+
+
+def _added_phrasings(old: KnowledgeBase, new: KnowledgeBase) -> list[tuple[str, str]] | None:
+    """(entry id, phrasing) for each phrasing `new` adds, when that is all that changed; else None."""
+    if (old.entries.keys() != new.entries.keys() or old.vocabulary != new.vocabulary
+            or old.clauses != new.clauses):
+        return None
+    added = []
+    for entry_id, before in old.entries.items():
+        after = new.entries[entry_id]
+        if dataclasses.replace(after, phrasings=before.phrasings) != before:
+            return None
+        if not set(before.phrasings) <= set(after.phrasings):
+            return None
+        added += [(entry_id, p) for p in after.phrasings if p not in before.phrasings]
+    return added
 
 
 def content_key(kb: KnowledgeBase) -> str:
