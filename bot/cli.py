@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from datetime import date
 
 from bot.config import ConfigError, Settings
 from knowledge.errors import KnowledgeError
+
+log = logging.getLogger("bot")
 
 
 def _today_from(value: str | None) -> Callable[[], date]:
@@ -30,9 +33,14 @@ def _today_from(value: str | None) -> Callable[[], date]:
 
 
 def load_assistant(args: argparse.Namespace, settings: Settings):  # -> Assistant (import kept lazy)
+    from knowledge.answering.embedding import embedder_status
     from knowledge.assistant import Assistant
 
-    return Assistant.load(settings.index_path, getattr(args, "data_dir", None), _today_from(getattr(args, "today", None)))
+    assistant = Assistant.load(settings.index_path, getattr(args, "data_dir", None),
+                               _today_from(getattr(args, "today", None)))
+    # Said once at start: without the model, answers rest on word matching alone.
+    (log.info if assistant.semantic else log.warning)("semantic model: %s", embedder_status())
+    return assistant
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -66,15 +74,21 @@ def cmd_clause(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
+    from knowledge.answering.decide import load_policy
+    from knowledge.answering.embedding import embedder_status
+    from knowledge.assistant import default_embedder
     from knowledge.loader import load_knowledge
     from knowledge.selfcheck.flow import load_selfcheck
 
     kb = load_knowledge(args.data_dir)
     selfcheck = load_selfcheck(kb)
+    load_policy(semantic=True), load_policy(semantic=False)  # a broken policy.yaml is refused here too
+    default_embedder()
     covered = sum(e.covered for e in kb.entries.values())
     print(f"知识库检查通过：{len(kb.clauses)} 个条款，{covered} 个问答条目，"
           f"{len(kb.entries) - covered} 个“通知未涉及”条目，{len(kb.vocabulary.synonyms)} 组同义词，"
           f"资格自测 {len(selfcheck.flow.steps)} 步。")
+    print(f"语义模型：{embedder_status()}")
     return 0
 
 

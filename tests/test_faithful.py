@@ -156,7 +156,7 @@ def test_kb_check_refuses_an_answer_not_starting_with_its_conclusion(data_dir):
 def test_quota_answer_states_only_the_notice_quotas(assistant):
     for question in ("我们市推荐2个项目行吗", "市里想多推几个行吗"):
         reply = assistant.answer(question)
-        assert reply.faq_id == "quota_exceed", question
+        assert reply.faq_id in ("quota_exceed", "quota_city"), question
         assert "3个" not in reply.text and "每批控制为1个" in reply.text and "不超过2个" in reply.text
 
 

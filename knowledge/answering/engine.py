@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -17,6 +18,7 @@ from knowledge.answering import compose
 from knowledge.answering.decide import Action, Decision, Policy, decide, load_policy
 from knowledge.answering.embedding import Embedder
 from knowledge.answering.index import Index
+from knowledge.answering.normalise import sanitise
 from knowledge.answering.parts import focus, question_parts
 from knowledge.answering.retrieve import SemanticIndex, load_examples
 from knowledge.answering.score import (
@@ -159,11 +161,11 @@ class Engine:
 
     def reply(self, text: str, today: date) -> Reply:
         """Any user text -> Reply. Never raises on input."""
-        text = (text or "")[:MAX_QUESTION_CHARS]
+        text = sanitise(text or "")[:MAX_QUESTION_CHARS]
         intent = self.smalltalk.detect(text)
         if intent is not None:
             return Reply(intent.reply, compose.Outcome.SMALLTALK, 1.0, buttons=compose.START_BUTTONS)
-        if _BARE_NUMBER.match(text):
+        if _BARE_NUMBER.match(unicodedata.normalize("NFKC", text)):
             return compose.bare_number_reply()
         question = self.smalltalk.strip(text)
         analysis = self.analyse(question)

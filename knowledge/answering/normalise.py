@@ -29,13 +29,22 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\ufeff]")
 _EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf]")
 
 
+# A lone UTF-16 surrogate (raw JSON "\ud800") is not a character: OpenCC and SQLite
+# cannot encode it, so it is dropped before anything else sees the text.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def sanitise(text: str) -> str:
+    return _SURROGATE.sub("", text)
+
+
 def to_simplified(text: str) -> str:
-    return _T2S.convert(text)
+    return _T2S.convert(sanitise(text))
 
 
 def basic_normalise(text: str) -> str:
     """NFKC, simplified characters, folded case, unified punctuation and spacing."""
-    text = unicodedata.normalize("NFKC", str(text))
+    text = unicodedata.normalize("NFKC", sanitise(str(text)))
     text = _CONTROL.sub("", text)
     text = to_simplified(text).casefold().translate(_PUNCT)
     text = _EMOJI.sub(" ", text)

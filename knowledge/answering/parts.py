@@ -14,12 +14,15 @@ import re
 
 # Clause boundaries after normalisation (punctuation is unified to ASCII).
 _CLAUSE = re.compile(r"[,.;!?:]+")
-# Where one question may end and another begin.
-_SPLIT = re.compile(r"[?!;.,]|以及|还有|另外|并且|同时|顺便问(?:一?下)?|再问(?:一?下)?|和|及|跟")
+# Where one question may end and another begin ...
+_SPLIT = re.compile(r"[?!;.,]|以及|还有|另外|并且|同时|顺便问(?:一?下)?|再问(?:一?下)?")
+# ... and where it may, when what it joins are whole questions or short noun phrases
+# ("截止时间和联系电话"), not a subject of two nouns ("政务服务和行政审批属于哪个领域").
+_JOIN = re.compile(r"和|及|跟")
 # A clause asks something ("交到哪", "几份", "能不能"), in Chinese or English.
 ASKS = re.compile(
     r"[?吗呢嘛么]|了解|想知道|想问|请问|咨询|介绍|几|多少|多久|多长|哪|什么|啥|谁|怎|如何|是否|能否|可否|何|"
-    r"有没有|是不是|要不要|能不能|可不可以|行不行|算不算|属不属于|需不需要|有无|"
+    r"(.)[不没]\1|可不可以|属不属于|需不需要|有无|"
     r"\b(?:what|when|where|who|which|how|can|could|is|are|do|does|should|must)\b"
 )
 # A short noun phrase after an explicit joining word ("截止时间和联系电话") is a question too.
@@ -44,7 +47,14 @@ def focus(text: str) -> str:
 
 def question_parts(text: str) -> list[str]:
     """The separate questions of a message; one item when it asks one thing."""
-    pieces = [p.strip() for p in _SPLIT.split(text) if p and p.strip()]
+    pieces = []
+    for piece in (p.strip() for p in _SPLIT.split(text)):
+        if not piece:
+            continue
+        joined = [j.strip() for j in _JOIN.split(piece) if j.strip()]
+        whole = len(joined) > 1 and (all(len(j) <= SHORT_PART for j in joined)
+                                     or all(ASKS.search(j) for j in joined))
+        pieces += joined if whole else [piece]
     if len(pieces) < 2:
         return [text]
     asking = [p for p in pieces if ASKS.search(p) or (len(p) <= SHORT_PART and not _CONTEXT.match(p))]

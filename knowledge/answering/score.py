@@ -29,6 +29,7 @@ class Match:
     entry_id: str
     score: float
     query_coverage: float
+    doc_coverage: float = 0.0  # share of the best phrasing's meaning the question covers
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Matcher:
                 score = 0.55 * q_cov + 0.25 * d_cov + 0.20 * similarity
             current = best.get(doc.entry_id)
             if current is None or score > current.score:
-                best[doc.entry_id] = Match(doc.entry_id, score, q_cov)
+                best[doc.entry_id] = Match(doc.entry_id, score, q_cov, d_cov if doc.kind != "answer" else 0.0)
         ranked = sorted(best.values(), key=lambda m: m.score, reverse=True)
         return Ranking(tuple(tokens), tuple(ranked))
 
@@ -90,6 +91,7 @@ FEATURES = (
     "lex",          # lexical score of the whole message (0..1)
     "lex_cov",      # share of the message's word weight the entry covers
     "lex_gap",      # lex minus the best other entry's lex
+    "lex_dcov",     # share of the best phrasing's meaning the message covers (specific vs general)
     "focus_lex",    # lexical score of the question part alone (context clauses dropped)
     "cos",          # best cosine between the message and the entry's question/phrasings
     "cos_gap",      # cos minus the best other entry's cos
@@ -152,6 +154,7 @@ def candidate_features(entry_ids: list[str], whole: Ranking, focus: Ranking, sem
     """One feature row (in FEATURES order) per candidate entry."""
     lex = {m.entry_id: m.score for m in whole.matches}
     cov = {m.entry_id: m.query_coverage for m in whole.matches}
+    dcov = {m.entry_id: m.doc_coverage for m in whole.matches}
     flex = {m.entry_id: m.score for m in focus.matches}
     lex_gap = _gaps({e: lex.get(e, 0.0) for e in set(entry_ids) | set(lex)})
     cos_gap, fcos_gap, ex_gap = _gaps(sem.cos), _gaps(sem.focus_cos), _gaps(sem.ex_cos)
@@ -161,7 +164,7 @@ def candidate_features(entry_ids: list[str], whole: Ranking, focus: Ranking, sem
     rows = []
     for e in entry_ids:
         rows.append((
-            lex.get(e, 0.0), cov.get(e, 0.0), lex_gap.get(e, 0.0), flex.get(e, 0.0),
+            lex.get(e, 0.0), cov.get(e, 0.0), lex_gap.get(e, 0.0), dcov.get(e, 0.0), flex.get(e, 0.0),
             sem.cos.get(e, 0.0), cos_gap.get(e, 0.0), sem.cos_ans.get(e, 0.0),
             sem.focus_cos.get(e, 0.0), fcos_gap.get(e, 0.0),
             sem.ex_cos.get(e, 0.0), ex_gap.get(e, 0.0), sem.knn.get(e, 0.0), sem.none,

@@ -74,7 +74,11 @@ class VectorCache:
         """Only texts never seen before are embedded."""
         keys = [vector_key(self.embedder, t, query=query) for t in texts]
         found = self._lookup(keys)
-        missing = [i for i, k in enumerate(keys) if k not in found]
+        first_of = {}
+        for i, k in enumerate(keys):
+            if k not in found:
+                first_of.setdefault(k, i)
+        missing = list(first_of.values())
         if missing:
             log.info("embedding %d new texts (%d cached)", len(missing), len(texts) - len(missing))
         new_rows = []

@@ -1,0 +1,171 @@
+"""The answering engine's stages, each on its own, and the engine without its semantic model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sqlite_utils
+import yaml
+
+from knowledge.answering import embedding
+from knowledge.answering import vectors as vectors_module
+from knowledge.answering.decide import FEATURES, POLICY_PATH, load_policy
+from knowledge.answering.index import Index
+from knowledge.answering.parts import focus, question_parts
+from knowledge.answering.premise import negative_lead
+from knowledge.answering.typos import PinyinCorrector
+from knowledge.answering.vectors import VectorCache
+from knowledge.assistant import Assistant
+from knowledge.errors import KnowledgeError
+from knowledge.reply import Outcome
+from tests.conftest import AFTER_DEADLINE
+
+
+class CountingEmbedder:
+    """A stand-in model: deterministic vectors, and a count of what it was asked to embed."""
+
+    name = "test:counting"
+    dim = 8
+
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
+    def embed(self, texts: list[str], *, query: bool) -> np.ndarray:
+        self.embedded += texts
+        rows = np.asarray([[(hash((t, i)) % 1000) / 1000 for i in range(self.dim)] for t in texts], np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+# -- normalise / parts / premise / typos ------------------------------------------------------
+
+
+def test_focus_drops_the_scene_but_keeps_the_question():
+    assert focus("我们是区博物馆,属于事业单位,材料最晚啥时候交?") == "材料最晚啥时候交"
+    assert focus("截止时间") == "截止时间"
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("截止时间和联系电话", 2),
+    ("社区管理在不在范围内?截止日期是哪天?", 2),
+    ("我们是社区,能申报吗?", 1),             # a situation followed by one question is one question
+    ("政务服务和行政审批属于哪个领域", 1),
+])
+def test_a_message_is_split_only_where_each_part_asks(text, parts):
+    assert len(question_parts(text)) == parts
+
+
+@pytest.mark.parametrize("question, answer, lead", [
+    ("申请书交两份就够了吧?", "一式四份。", "不够。"),
+    ("标准覆盖率达到50%就行吗?", "覆盖率要达到80%以上。", "不行。"),
+    ("达到90%可以吗?", "覆盖率要达到80%以上。", None),          # 以上: 90% agrees
+    ("试点创建期是一年吗?", "试点创建时间一般为2-3年。", "不是。"),
+    ("可以推荐3个吗?", "原则上每批控制为1个；成员单位每批不超过2个。", "不行。"),
+    ("推荐2个可以吗?", "原则上每批控制为1个；成员单位每批不超过2个。", None),  # agrees with one: say nothing
+    ("要交几份?", "一式四份。", None),                              # not a yes/no question
+    ("交两份行吗?", "不行，须一式四份。", None),                     # already concluded
+])
+def test_a_yes_no_question_on_a_wrong_figure_gets_its_no_first(question, answer, lead):
+    assert negative_lead(question, answer) == lead
+
+
+def test_a_typo_is_corrected_only_towards_one_near_miss():
+    sounds = {"申": "shen", "报": "bao", "抱": "bao", "宝": "bao", "神": "shen"}
+    one = PinyinCorrector([("申报", "shen bao")], sounds.get, known_chars="申报")
+    assert one.correct("申抱") == "申报"
+    # Two terms sound alike and each is one character away: no guess.
+    two = PinyinCorrector([("申报", "shen bao"), ("申宝", "shen bao")], sounds.get, known_chars="申报宝")
+    assert two.correct("申抱") == "申抱"
+    # Two characters away from the term: not a near-miss.
+    assert one.correct("神抱") == "神抱"
+
+
+# -- vectors ------------------------------------------------------------------------------------
+
+
+def test_vectors_are_cached_by_content_so_a_restart_embeds_nothing(tmp_path):
+    db = sqlite_utils.Database(tmp_path / "cache.db")
+    first = CountingEmbedder()
+    vectors = VectorCache(db, first).passages(["截止时间", "几份", "截止时间"])
+    assert first.embedded == ["截止时间", "几份"]  # each new text once
+    assert vectors.shape == (3, CountingEmbedder.dim) and np.allclose(vectors[0], vectors[2])
+    vectors_module._memory.clear()  # a new process: only the SQLite table remains
+    again = CountingEmbedder()
+    assert np.allclose(VectorCache(db, again).passages(["几份"]), vectors[1])
+    assert again.embedded == []
+    VectorCache(db, again).passages(["新问法"])
+    assert again.embedded == ["新问法"]
+
+
+# -- the engine without the model ---------------------------------------------------------------
+
+
+def test_without_the_model_the_engine_still_answers(kb, index_path):
+    lexical = Assistant(kb, Index.open(index_path, kb), today=lambda: AFTER_DEADLINE, embedder=None)
+    assert not lexical.semantic
+    assert lexical.engine.policy == load_policy(semantic=False)
+    reply = lexical.answer("申报截止时间是什么时候？")
+    assert reply.outcome is Outcome.ANSWERED and "5月20日" in reply.text
+
+
+def test_a_model_that_cannot_load_is_reported_not_fatal(monkeypatch):
+    monkeypatch.setenv("PILOT_SEMANTIC", "1")
+
+    def broken() -> None:
+        raise OSError("libgomp.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(embedding, "E5Embedder", broken)
+    assert embedding.load_embedder() is None
+    assert "无法加载" in embedding.embedder_status() and "仅用词语匹配" in embedding.embedder_status()
+    monkeypatch.setenv("PILOT_SEMANTIC", "0")
+    assert embedding.load_embedder() is None and "已关闭" in embedding.embedder_status()
+
+
+def test_the_policy_is_data_and_a_stale_one_is_refused(tmp_path):
+    policy = load_policy()
+    assert policy.model.features == FEATURES and 0 < policy.answer_floor < 1
+    doc = yaml.safe_load(POLICY_PATH.read_text(encoding="utf-8"))
+    doc["hybrid"]["ranker"]["features"] = doc["hybrid"]["ranker"]["features"][:-1]
+    stale = tmp_path / "policy.yaml"
+    stale.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(KnowledgeError, match="特征与引擎不一致"):
+        load_policy(stale)
+
+
+# -- replies -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["1", "２", " 3 ", "三"])
+def test_a_bare_number_is_not_a_question(assistant, text):
+    reply = assistant.answer(text)
+    assert reply.outcome is Outcome.UNKNOWN and reply.faq_id is None
+    assert "数字" in reply.text
+
+
+def test_a_lone_surrogate_does_not_cost_the_answer(assistant):
+    reply = assistant.answer("截止\ud800时间")
+    assert reply.outcome is Outcome.ANSWERED and "5月20日" in reply.text
+
+
+def test_a_stored_phrasing_word_for_word_gets_its_entry(assistant):
+    for entry in list(assistant.kb.entries.values())[:40]:
+        for text in entry.phrasings[:2]:
+            if assistant.engine.exact_owners(text) == {entry.id}:
+                assert assistant.answer(text).faq_ids[0] == entry.id
+
+
+def test_a_repeated_question_is_served_from_the_cache(assistant, monkeypatch):
+    first = assistant.answer("材料最晚哪天交到省里")
+    monkeypatch.setattr(assistant.engine, "reply", lambda *a: pytest.fail("recomputed"))
+    assert assistant.answer("材料最晚哪天交到省里") is first
+
+
+def test_an_answer_offers_the_runners_up(assistant):
+    reply = assistant.answer("申报截止时间是什么时候？")
+    assert reply.outcome is Outcome.ANSWERED
+    assert 1 <= len(reply.buttons) <= 3 and all(b.action.startswith("ask:") for b in reply.buttons)
+    assert reply.faq_id not in {b.action.removeprefix("ask:") for b in reply.buttons}
+
+
+def test_an_english_question_gets_the_chinese_answer(assistant):
+    reply = assistant.answer("When is the deadline?")
+    assert reply.outcome is Outcome.ANSWERED and "5月20日" in reply.text
