@@ -29,10 +29,16 @@ def _today_from(value: str | None) -> Callable[[], date]:
     return lambda: fixed
 
 
+def knowledge_dir(args: argparse.Namespace, settings: Settings) -> str | None:
+    """--data-dir, else KNOWLEDGE_DIR, else None (the knowledge base shipped with the package)."""
+    chosen = getattr(args, "data_dir", None) or settings.knowledge_dir
+    return str(chosen) if chosen is not None else None
+
+
 def load_assistant(args: argparse.Namespace, settings: Settings):  # -> Assistant (import kept lazy)
     from knowledge.assistant import Assistant
 
-    return Assistant.load(settings.index_path, getattr(args, "data_dir", None), _today_from(getattr(args, "today", None)))
+    return Assistant.load(settings.index_path, knowledge_dir(args, settings), _today_from(getattr(args, "today", None)))
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -69,7 +75,7 @@ def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     from knowledge.loader import load_knowledge
     from knowledge.selfcheck.flow import load_selfcheck
 
-    kb = load_knowledge(args.data_dir)
+    kb = load_knowledge(knowledge_dir(args, settings))
     selfcheck = load_selfcheck(kb)
     covered = sum(e.covered for e in kb.entries.values())
     print(f"知识库检查通过：{len(kb.clauses)} 个条款，{covered} 个问答条目，"
@@ -101,7 +107,7 @@ def cmd_default(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="鄂质监标函〔2016〕76号 申报咨询助手")
-    parser.add_argument("--data-dir", help="知识库 YAML 所在目录（默认：内置知识库）")
+    parser.add_argument("--data-dir", help="知识库 YAML 所在目录（默认：设置 KNOWLEDGE_DIR，否则内置知识库）")
     parser.add_argument("--today", help="按此日期（YYYY-MM-DD）计算截止状态，用于测试")
     parser.set_defaults(func=cmd_default)
     sub = parser.add_subparsers(dest="command")

@@ -45,12 +45,13 @@ def _open_store(args: argparse.Namespace, settings: Settings) -> Store | None:
     return Store(path, settings.user_hash_salt)
 
 
-def _knowledge(args: argparse.Namespace) -> KnowledgeBase | None:
+def _knowledge(args: argparse.Namespace, settings: Settings) -> KnowledgeBase | None:
     """The knowledge base, for entry names; the figures do not depend on it."""
+    from bot.cli import knowledge_dir
     from knowledge.loader import load_knowledge
 
     try:
-        return load_knowledge(getattr(args, "data_dir", None))
+        return load_knowledge(knowledge_dir(args, settings))
     except KnowledgeError as exc:
         print(f"注意：知识库无法加载，以下只显示条目编号（{exc}）", file=sys.stderr)
         return None
@@ -66,7 +67,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         figures = stats.compute(store, args.days)
     finally:
         store.close()
-    print(stats.format_report(figures, _knowledge(args)))
+    print(stats.format_report(figures, _knowledge(args, settings)))
     if args.chart:
         from knowledge.staff.chart import write_daily_chart
 
@@ -93,9 +94,10 @@ def cmd_unanswered(args: argparse.Namespace, settings: Settings) -> int:
     # its matcher guesses each stub's topic; without a loadable knowledge base, characters only.
     tokenize = guess = kb = None
     try:
+        from bot.cli import knowledge_dir
         from knowledge.assistant import Assistant
 
-        assistant = Assistant.load(settings.index_path, getattr(args, "data_dir", None))
+        assistant = Assistant.load(settings.index_path, knowledge_dir(args, settings))
     except KnowledgeError as exc:
         print(f"注意：知识库无法加载，仅按字面相似度分组（{exc}）", file=sys.stderr)
     else:

@@ -106,8 +106,14 @@ _ACTIONS = {
 }
 
 
+NO_CHAT = "请在与我的对话中使用这个按钮：打开机器人，发送 /start。"
+
+
 async def on_command_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
+    if update.effective_chat is None:  # a button under an inline-mode message: no chat to answer in
+        await query.answer(NO_CHAT, show_alert=True)
+        return
     await query.answer()
     await _ACTIONS.get(query.data.removeprefix("cmd:"), help_command)(update, context)
 

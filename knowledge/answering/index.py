@@ -8,7 +8,9 @@ was built from; opening it with different YAML rebuilds it, never by hand.
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,9 +74,20 @@ class Index:
         else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite_utils.Database(path)
-        if not is_current(db, kb):
+        try:
+            if not is_current(db, kb):
+                build(db, kb)
+            return cls(db, kb)
+        except sqlite3.DatabaseError as exc:  # derived data: a damaged file is rebuilt, not fatal
+            if str(path) == ":memory:":
+                raise
+            logging.getLogger(__name__).warning("index %s is damaged (%s): deleting and rebuilding it", path, exc)
+            db.close()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            db = sqlite_utils.Database(path)
             build(db, kb)
-        return cls(db, kb)
+            return cls(db, kb)
 
     def _char_pinyin(self, ch: str) -> str | None:
         row = self.db.execute("select pinyin from char_pinyin where ch = ?", [ch]).fetchone()
