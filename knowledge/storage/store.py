@@ -79,7 +79,7 @@ class Store:
         try:
             self._create_tables()
             self._hash_old_session_keys()
-        except sqlite3.OperationalError as exc:  # read-only or locked at start: serve anyway
+        except sqlite3.DatabaseError as exc:  # read-only, locked or damaged at start: serve anyway
             self.health.fault("creating tables", exc)
 
     def user_hash(self, user_id: int | str) -> str:
