@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from handlers import questions
-from handlers.commands import NO_CHAT
+from handlers.commands import FAQ_TITLE, NO_CHAT
 from handlers.errors import APOLOGY, UNKNOWN_BUTTON
 from handlers.flood import FLOOD_ALERT, FLOOD_NOTICE
 
@@ -76,3 +76,12 @@ async def test_presses_have_their_own_allowance_and_cancel_always_works(start_bo
     assert "退出" in cancelled.text or "没有进行中" in cancelled.text
     helped = await bot.ask(1405, "/help")
     assert helped.text == assistant.help().text
+
+
+async def test_menu_press_on_a_deleted_message_shows_the_menu_afresh(bot, caplog):
+    caplog.set_level(logging.ERROR)
+    gone = {"message_id": 999, "date": 0, "chat": bot.api.chat(1406), "from": bot.api.bot_user, "text": "旧菜单"}
+    bot.api.press(1406, gone, "topics")
+    menu = await bot.api.wait_for_call("sendMessage", 1406)
+    assert menu.text == FAQ_TITLE
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
