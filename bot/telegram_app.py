@@ -293,7 +293,8 @@ async def probe(settings: Settings, redactor: Redactor) -> tuple[int, str] | Non
     import httpx
 
     base = settings.base_url or TELEGRAM_API
-    url = f"{base}{settings.token}/getMe"
+    # As PTB builds it: the token appended, or put where the URL says "{token}".
+    url = (base.format(token=settings.token) if "{token}" in base else f"{base}{settings.token}") + "/getMe"
     shown = redactor.redact(url)
     loop_time = asyncio.get_running_loop().time
     started = loop_time()

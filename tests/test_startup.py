@@ -92,3 +92,13 @@ def test_knowledge_dir_setting_is_where_the_yaml_is_read(tmp_path, monkeypatch, 
 def test_knowledge_dir_must_be_a_directory(tmp_path):
     with pytest.raises(ConfigError, match="KNOWLEDGE_DIR"):
         Settings.from_env({"KNOWLEDGE_DIR": str(tmp_path / "missing"), "USER_HASH_SALT": "s"})
+
+
+async def test_probe_accepts_a_base_url_with_a_token_placeholder(fake_api):
+    import dataclasses
+
+    from bot.telegram_app import Redactor, probe
+
+    settings = dataclasses.replace(Settings(token=TOKEN, user_hash_salt="s"),
+                                   base_url=fake_api.base_url + "{token}", startup_timeout=5)
+    assert await probe(settings, Redactor([TOKEN])) is None
