@@ -34,6 +34,7 @@ from knowledge.storage.writer import Health, Writer
 log = logging.getLogger(__name__)
 
 READ_YOUR_WRITES = 1.0  # seconds `db` waits for queued writes
+READ_BUSY_MS = 200      # with the writer running, a read waits at most this long for a lock
 SELFCHECK_PREFIX = "sc"
 
 
@@ -95,6 +96,8 @@ class Store:
         """From now on writes are queued to a writer thread (the bot; never blocks the loop)."""
         if self.writer is None and self.path != ":memory:":
             self.writer = Writer(self.path, Path(self.path).name, self.health)
+            # Reads stay on the caller's thread (the event loop): never wait long for a lock there.
+            self._db.execute(f"pragma busy_timeout = {READ_BUSY_MS}")
 
     def _write(self, job: Callable[[sqlite_utils.Database], Any]) -> None:
         """Jobs use plain SQL, never sqlite-utils' insert (it commits on its own, which
