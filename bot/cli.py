@@ -32,11 +32,17 @@ def _today_from(value: str | None) -> Callable[[], date]:
     return lambda: fixed
 
 
+def knowledge_dir(args: argparse.Namespace, settings: Settings) -> str | None:
+    """--data-dir, else KNOWLEDGE_DIR, else None (the knowledge base shipped with the package)."""
+    chosen = getattr(args, "data_dir", None) or settings.knowledge_dir
+    return str(chosen) if chosen is not None else None
+
+
 def load_assistant(args: argparse.Namespace, settings: Settings):  # -> Assistant (import kept lazy)
     from knowledge.answering.embedding import embedder_status
     from knowledge.assistant import Assistant
 
-    assistant = Assistant.load(settings.index_path, getattr(args, "data_dir", None),
+    assistant = Assistant.load(settings.index_path, knowledge_dir(args, settings),
                                _today_from(getattr(args, "today", None)))
     # Said once at start: without the model, answers rest on word matching alone.
     (log.info if assistant.semantic else log.warning)("semantic model: %s", embedder_status())
@@ -80,7 +86,7 @@ def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     from knowledge.loader import load_knowledge
     from knowledge.selfcheck.flow import load_selfcheck
 
-    kb = load_knowledge(args.data_dir)
+    kb = load_knowledge(knowledge_dir(args, settings))
     selfcheck = load_selfcheck(kb)
     load_policy(semantic=True), load_policy(semantic=False)  # a broken policy.yaml is refused here too
     default_embedder()
@@ -115,7 +121,7 @@ def cmd_default(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="鄂质监标函〔2016〕76号 申报咨询助手")
-    parser.add_argument("--data-dir", help="知识库 YAML 所在目录（默认：内置知识库）")
+    parser.add_argument("--data-dir", help="知识库 YAML 所在目录（默认：设置 KNOWLEDGE_DIR，否则内置知识库）")
     parser.add_argument("--today", help="按此日期（YYYY-MM-DD）计算截止状态，用于测试")
     parser.set_defaults(func=cmd_default)
     sub = parser.add_subparsers(dest="command")

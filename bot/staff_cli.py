@@ -52,12 +52,13 @@ def _open_store(args: argparse.Namespace, settings: Settings) -> Store | None:
     return Store(path, settings.user_hash_salt)
 
 
-def _knowledge(args: argparse.Namespace) -> KnowledgeBase | None:
+def _knowledge(args: argparse.Namespace, settings: Settings) -> KnowledgeBase | None:
     """The knowledge base, for entry names; the figures do not depend on it."""
+    from bot.cli import knowledge_dir
     from knowledge.loader import load_knowledge
 
     try:
-        return load_knowledge(getattr(args, "data_dir", None))
+        return load_knowledge(knowledge_dir(args, settings))
     except KnowledgeError as exc:
         print(f"注意：知识库无法加载，以下只显示条目编号（{exc}）", file=sys.stderr)
         return None
@@ -69,7 +70,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     store = _open_store(args, settings)
     if store is None:
         return 2
-    kb = _knowledge(args)
+    kb = _knowledge(args, settings)
     try:
         figures = stats.compute(store, args.days)
         learned = _learned_figures(store, kb)
@@ -101,13 +102,14 @@ def _learned_figures(store: Store, kb: KnowledgeBase | None):  # -> stats.Learne
     return stats.learned_figures(store, [(c.when, c.texts) for c in changes if c.kind != "ignored"])
 
 
-def _not_handled(asked: list, args: argparse.Namespace) -> list:
+def _not_handled(asked: list, args: argparse.Namespace, settings: Settings) -> list:
     """Without the questions staff already decided on (learned.yaml), as /unanswered shows them."""
+    from bot.cli import knowledge_dir
     from knowledge.learning import records, suggestions
     from knowledge.loader import DATA_DIR
 
     try:
-        return suggestions.not_handled(asked, records.read(getattr(args, "data_dir", None) or DATA_DIR))
+        return suggestions.not_handled(asked, records.read(knowledge_dir(args, settings) or DATA_DIR))
     except KnowledgeError as exc:
         print(f"注意：learned.yaml 无法读取，已处理过的提问也会列出（{exc}）", file=sys.stderr)
         return asked
@@ -125,14 +127,15 @@ def cmd_unanswered(args: argparse.Namespace, settings: Settings) -> int:
         asked = unanswered.collect(store, args.days)
     finally:
         store.close()
-    asked = _not_handled(asked, args)
+    asked = _not_handled(asked, args, settings)
     # The engine's segmenter groups paraphrases ("个体户能申报吗" / "个人可以申报吗") and
     # its matcher guesses each stub's topic; without a loadable knowledge base, characters only.
     tokenize = guess = kb = None
     try:
+        from bot.cli import knowledge_dir
         from knowledge.assistant import Assistant
 
-        assistant = Assistant.load(settings.index_path, getattr(args, "data_dir", None))
+        assistant = Assistant.load(settings.index_path, knowledge_dir(args, settings))
     except KnowledgeError as exc:
         print(f"注意：知识库无法加载，仅按字面相似度分组（{exc}）", file=sys.stderr)
     else:
@@ -226,6 +229,7 @@ def _review_card(assistant: Assistant, card: Card, by: str, read: Callable[[str]
 
 
 def cmd_review(args: argparse.Namespace, settings: Settings, read: Callable[[str], str] = input) -> int:
+    from bot.cli import knowledge_dir
     from knowledge.assistant import Assistant
     from knowledge.learning import records, suggestions
     from knowledge.staff import unanswered
@@ -235,7 +239,7 @@ def cmd_review(args: argparse.Namespace, settings: Settings, read: Callable[[str
         return 2
     try:
         # An index of its own in memory: the bot's index file may be in use by the running bot.
-        assistant = Assistant.load(":memory:", getattr(args, "data_dir", None))
+        assistant = Assistant.load(":memory:", knowledge_dir(args, settings))
         asked = suggestions.not_handled(unanswered.collect(store, args.days), records.read(assistant.kb.source_dir))
         by = store.user_hash(f"shell:{getpass.getuser()}")
     finally:

@@ -28,12 +28,14 @@ from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
 from bot.config import ConfigError, Settings
+from bot.journal import INBOX_KEY, JournalledApplication, JournalQueue, replay
 from handlers import register_all
 from handlers.commands import BOT_COMMANDS
 from handlers.common import Services
 from handlers.flood import FloodLimiter
 from knowledge.assistant import Assistant
 from knowledge.errors import KnowledgeError
+from knowledge.storage.inbox import Inbox
 from knowledge.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,8 @@ class BotRateLimiter(AIORateLimiter):
 
         if endpoint == "sendChatAction":
             return await on_the_wire(*args, **kwargs)
+        if endpoint == "answerCallbackQuery":
+            return await self._answer_press(on_the_wire, args, kwargs, data, rate_limit_args)
         limiter = self._chat_limiter(data.get("chat_id"))
         attempt = 0
         while True:
@@ -118,6 +122,24 @@ class BotRateLimiter(AIORateLimiter):
                 log.warning("%s failed (%s); retry %d of %d in %.1f s",
                             endpoint, exc, attempt, self._network_retries, delay)
                 await asyncio.sleep(delay)
+
+
+    async def _answer_press(self, callback, args, kwargs, data, rate_limit_args):  # noqa: ANN001, ANN202
+        """A press answered too late ("query is too old", e.g. replayed after a restart, or
+        pressed while the bot was down) is an ordinary event: one log line, and the handler
+        goes on to send its reply."""
+        try:
+            return await super().process_request(callback, args, kwargs, "answerCallbackQuery", data,
+                                                 rate_limit_args)
+        except BadRequest as exc:
+            if not any(s in str(exc).lower() for s in EXPIRED_QUERY):
+                raise
+            log.info("button press %s expired before it was answered", data.get("callback_query_id"))
+            return True
+
+
+# Telegram's words for a press that can no longer be answered.
+EXPIRED_QUERY = ("query is too old", "query id is invalid", "query_id_invalid")
 
 
 def rate_limiter(settings: Settings) -> BotRateLimiter:
@@ -176,6 +198,9 @@ def configure_logging(settings: Settings) -> Redactor:
     # httpx logs every request URL at INFO, and the URL contains the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # At DEBUG, PTB dumps whole updates and requests (names, texts, chat ids): only on request.
+    library_debug = settings.log_level == "DEBUG" and settings.log_telegram_debug
+    logging.getLogger("telegram").setLevel(logging.DEBUG if library_debug else max(logging.INFO, root.level))
     redactor = Redactor([settings.token or "", settings.webhook_secret or ""])
     for handler in root.handlers:
         if not any(isinstance(f, Redactor) for f in handler.filters):
@@ -188,6 +213,10 @@ def configure_logging(settings: Settings) -> Redactor:
 
 async def _post_init(application: Application) -> None:
     bot = application.bot
+    inbox: Inbox | None = application.bot_data.get(INBOX_KEY)
+    services = application.bot_data.get("services")
+    if inbox is not None and services is not None:
+        replay(application, inbox, services.settings.replay_max_age_minutes * 60)
     try:
         await bot.set_my_commands(list(BOT_COMMANDS))
     except TelegramError as exc:  # the menu is a nicety; answering matters more
@@ -201,10 +230,14 @@ def build_application(settings: Settings, assistant: Assistant | None = None,
     The store (created at settings.database_path when not given) is closed by the caller."""
     if not settings.token:
         raise ConfigError(NO_TOKEN)
-    assistant = assistant or Assistant.load(settings.index_path)
+    assistant = assistant or Assistant.load(settings.index_path, settings.knowledge_dir)
     store = store or Store(settings.database_path, settings.user_hash_salt)
+    store.start_writer()  # from here on, writes never hold up the event loop
+    inbox = Inbox(settings.inbox_path or settings.database_path.with_name("inbox.db"))
     builder = (
         ApplicationBuilder()
+        .application_class(JournalledApplication)
+        .update_queue(JournalQueue(inbox))
         .token(settings.token)
         .rate_limiter(rate_limiter(settings))
         .concurrent_updates(settings.concurrent_updates)
@@ -219,9 +252,20 @@ def build_application(settings: Settings, assistant: Assistant | None = None,
     if settings.base_file_url:
         builder = builder.base_file_url(settings.base_file_url)
     application = builder.build()
+    application.bot_data[INBOX_KEY] = inbox
     flood = FloodLimiter(settings.flood_limit_per_minute, window=60.0)
-    register_all(application, Services(assistant=assistant, store=store, settings=settings, flood=flood))
+    press_flood = FloodLimiter(settings.flood_press_limit_per_minute, window=60.0)
+    register_all(application, Services(assistant=assistant, store=store, settings=settings, flood=flood,
+                                       press_flood=press_flood))
     return application
+
+
+def close_storage(application: Application, store: Store) -> None:
+    """Commit what is queued (inbox first: it says what is still owed), then close."""
+    inbox: Inbox | None = application.bot_data.get(INBOX_KEY)
+    if inbox is not None:
+        inbox.close()
+    store.close()
 
 
 def _run_webhook(application: Application, settings: Settings) -> None:
@@ -239,6 +283,56 @@ def _run_webhook(application: Application, settings: Settings) -> None:
     )
 
 
+TELEGRAM_API = "https://api.telegram.org/bot"
+
+
+async def probe(settings: Settings, redactor: Redactor) -> tuple[int, str] | None:
+    """Ask getMe before starting, within settings.startup_timeout seconds. None when the
+    server answers and accepts the token, else (exit status, message). PTB's own start
+    retries for a minute or more and reports a wrong URL as a wrong token."""
+    import httpx
+
+    base = settings.base_url or TELEGRAM_API
+    # As PTB builds it: the token appended, or put where the URL says "{token}".
+    url = (base.format(token=settings.token) if "{token}" in base else f"{base}{settings.token}") + "/getMe"
+    shown = redactor.redact(url)
+    loop_time = asyncio.get_running_loop().time
+    started = loop_time()
+    last_error = ""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(min(5.0, settings.startup_timeout))) as client:
+        while True:
+            try:
+                response = await asyncio.wait_for(
+                    client.get(url), max(0.1, settings.startup_timeout - (loop_time() - started)))
+            except (httpx.HTTPError, OSError, TimeoutError) as exc:
+                last_error = redactor.redact(str(exc) or type(exc).__name__)
+            else:
+                if response.status_code == 200:
+                    return None
+                if response.status_code == 401 or (response.status_code == 404 and not settings.base_url):
+                    return 2, ("Telegram 拒绝了 TELEGRAM_BOT_TOKEN（令牌无效或已被撤销），请在 @BotFather 中核对。")
+                if response.status_code == 404:
+                    return 2, (f"TELEGRAM_BASE_URL 的地址不对：{shown} 返回 404（找不到），"
+                               "请核对地址的路径（应形如 http://主机:端口/bot，令牌接在其后）。")
+                last_error = f"HTTP {response.status_code}"
+            waited = loop_time() - started
+            if waited >= settings.startup_timeout:
+                where = redactor.redact(base)
+                return 1, (f"无法连接 Telegram Bot API（{where}），已等待 {waited:.0f} 秒"
+                           f"（TELEGRAM_STARTUP_TIMEOUT={settings.startup_timeout:g}）：{last_error}")
+            await asyncio.sleep(min(1.0, max(0.0, settings.startup_timeout - waited)))
+
+
+def _check_store(store: Store) -> None:
+    """A corrupt log that still opens: say so once, at start; answers go on regardless."""
+    problem = store.integrity_problem()
+    if problem is not None:
+        log.error("the database %s is damaged (%s): answers go on, but logging may fail; restore it from a "
+                  "backup or move it aside to start a new one", store.path, problem)
+        print(f"警告：数据库 {store.path} 已损坏（{problem}）。机器人照常回答，但记录可能失败；"
+              "请从备份恢复，或将其移走后重新启动以新建。", file=sys.stderr)
+
+
 def run(settings: Settings, assistant: Assistant | None = None) -> int:
     """Run the bot until SIGINT/SIGTERM: long polling, or a webhook when WEBHOOK_URL is set.
     Returns the exit status; failures print a message that never contains the token."""
@@ -246,11 +340,16 @@ def run(settings: Settings, assistant: Assistant | None = None) -> int:
     if not settings.token:
         print(f"错误：{NO_TOKEN}", file=sys.stderr)
         return 2
+    failure = asyncio.run(probe(settings, redactor))
+    if failure is not None:
+        print(f"错误：{failure[1]}", file=sys.stderr)
+        return failure[0]
     try:
         store = Store(settings.database_path, settings.user_hash_salt)  # the first start creates it
     except (OSError, sqlite3.Error) as exc:
         print(f"错误：无法打开数据库 {settings.database_path}（设置 DATABASE_PATH）：{exc}", file=sys.stderr)
         return 2
+    _check_store(store)
     try:
         application = build_application(settings, assistant, store)
     except (ConfigError, KnowledgeError) as exc:
@@ -275,5 +374,5 @@ def run(settings: Settings, assistant: Assistant | None = None) -> int:
         print(f"错误：无法连接 Telegram Bot API（{where}）：{redactor.redact(str(exc))}", file=sys.stderr)
         return 1
     finally:
-        store.close()
+        close_storage(application, store)
     return 0

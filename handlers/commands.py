@@ -25,6 +25,8 @@ BOT_COMMANDS = (
     BotCommand("cancel", "退出当前操作"),
 )
 FAQ_TITLE = "常见问题：请选择主题"
+# Telegram's words for a message that can no longer be edited.
+GONE = ("message to edit not found", "message can't be edited")
 BACK = "« 返回"
 
 
@@ -90,9 +92,14 @@ async def on_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text, markup = questions_menu(context, query.data.removeprefix("topic:"))
     try:
         await query.edit_message_text(text, reply_markup=markup)
-    except BadRequest as exc:  # pressed twice: "message is not modified" is harmless
-        if "not modified" not in str(exc).lower():
+    except BadRequest as exc:
+        reason = str(exc).lower()
+        if "not modified" in reason:  # pressed twice: harmless
+            return
+        if update.effective_chat is None or not any(s in reason for s in GONE):
             raise
+        # The menu's message was deleted or is too old to edit: show the menu afresh.
+        await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
 
 
 # -- start-menu buttons ------------------------------------------------------------
@@ -106,8 +113,14 @@ _ACTIONS = {
 }
 
 
+NO_CHAT = "请在与我的对话中使用这个按钮：打开机器人，发送 /start。"
+
+
 async def on_command_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
+    if update.effective_chat is None:  # a button under an inline-mode message: no chat to answer in
+        await query.answer(NO_CHAT, show_alert=True)
+        return
     await query.answer()
     await _ACTIONS.get(query.data.removeprefix("cmd:"), help_command)(update, context)
 

@@ -49,7 +49,8 @@ class Services:
     assistant: Assistant
     store: Store
     settings: Settings
-    flood: FloodLimiter
+    flood: FloodLimiter                       # typed messages
+    press_flood: FloodLimiter | None = None  # button presses: their own, larger allowance
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

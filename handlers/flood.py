@@ -2,6 +2,9 @@
 
 Runs before every other handler (group -1) and stops the update there when the
 sender is over the limit. Users are keyed by their salted hash, like the logs.
+Typed messages and button presses have separate allowances (browsing /faq and
+rating answers is many presses, and must not use up the right to ask), and
+/cancel and /help always get through: they are how a user gets unstuck.
 """
 
 from __future__ import annotations
@@ -65,6 +68,15 @@ class FloodLimiter:
             self._warned.discard(key)
 
 
+ALWAYS_ALLOWED = ("/cancel", "/help")
+
+
+def _always_allowed(update: Update) -> bool:
+    message = update.message or update.edited_message
+    command = ((message.text or "").split(maxsplit=1) or [""])[0].split("@", 1)[0] if message else ""
+    return command.lower() in ALWAYS_ALLOWED
+
+
 def _counts(update: Update) -> bool:
     """Only what the bot would answer counts: not inline queries (sent per keystroke),
     not group chatter it ignores anyway."""
@@ -81,9 +93,13 @@ def _counts(update: Update) -> bool:
 
 
 async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not _counts(update):
+    if not _counts(update) or _always_allowed(update):
         return
-    verdict = services(context).flood.hit(user_hash(context, update))
+    deps = services(context)
+    limiter = deps.flood
+    if update.callback_query is not None and deps.press_flood is not None:
+        limiter = deps.press_flood
+    verdict = limiter.hit(user_hash(context, update))
     if verdict is Verdict.ALLOW:
         return
     with contextlib.suppress(TelegramError):  # whatever happens, the update stops here

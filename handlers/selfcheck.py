@@ -17,8 +17,10 @@ The nonce names one interview (new on every start and restart), and the step id
 the question a button belongs to, so a button of an old, finished or other
 user's interview is answered with a short notice instead of changing anything.
 
-Progress lives in the Store (sessions, kind "selfcheck"), keyed by chat id and
-user id, so it survives a restart of the bot and two users never share one.
+Progress lives in the Store (sessions, kind "selfcheck"), keyed by a salted hash
+of chat id and user id (no raw id is stored), so it survives a restart of the bot
+and two users never share one. A finished interview is kept for the 申请书 until it
+expires (SELFCHECK_TTL_HOURS); the retention purge then deletes it.
 Session: {"id": nonce, "phase": "interview" | "unit" | "done", "state": the engine's
 state, "msg": the interview message id, "status": the verdict's status once done,
 "prompt": the id of the message asking for the unit's name}.
@@ -66,6 +68,7 @@ from knowledge.selfcheck.flow import (
     StepView,
     load_selfcheck,
 )
+from knowledge.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +110,15 @@ def engine(context: ContextTypes.DEFAULT_TYPE) -> SelfCheck:
     return context.application.bot_data[ENGINE_KEY]
 
 
-def session_key(chat_id: int, user_id: int) -> str:
+def session_key(store: Store, chat_id: int, user_id: int) -> str:
     """One interview per user per chat: private chats and groups never share one."""
-    return f"{PREFIX}:{chat_id}:{user_id}"
+    return store.session_key(chat_id, user_id)
 
 
-def _key(update: Update) -> str | None:
+def _key(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
     if update.effective_chat is None or update.effective_user is None:
         return None
-    return session_key(update.effective_chat.id, update.effective_user.id)
+    return session_key(services(context).store, update.effective_chat.id, update.effective_user.id)
 
 
 def _max_age(deps: Services) -> timedelta:
@@ -234,7 +237,7 @@ async def _send_long(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str
 
 async def start_selfcheck(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Begin a new interview: a fresh nonce, the first question in a new message."""
-    key = _key(update)
+    key = _key(update, context)
     if key is None:
         return
     chat_id = update.effective_chat.id
@@ -260,7 +263,7 @@ async def start_selfcheck(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 async def cancel_selfcheck(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     """End a self-check in progress (or a pending 申请书 question); True if there was one."""
-    key = _key(update)
+    key = _key(update, context)
     if key is None:
         return False
     async with _lock(context, key):
@@ -286,7 +289,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer()
         await start_selfcheck(update, context)
         return
-    key = _key(update)
+    key = _key(update, context)
     if key is None or len(parts) < 3 or query.message is None:
         await query.answer(STALE)
         return
@@ -341,11 +344,16 @@ async def _advance(update: Update, context: ContextTypes.DEFAULT_TYPE, key: str,
     chat_id = update.effective_chat.id
     session = {**session, "state": state}
     view = sc.view(state)
+    keep = True
     if view is None:
         deps = services(context)
         verdict = sc.verdict(state, deps.assistant.today(), deps.assistant.kb.meta)
         session.update(phase=DONE, status=verdict.status)
-        _save(context, key, session)
+        keep = verdict.status in (ELIGIBLE, CAUTION)  # kept only for the 申请书, until it expires
+        if keep:
+            _save(context, key, session)
+        else:
+            services(context).store.delete_session(key)
         _record(context, update, "finished", sc.summary_of_answers(state), verdict.status)
         text, markup = sc.render_verdict(verdict), verdict_keyboard(session["id"], verdict.status)
     else:
@@ -359,7 +367,7 @@ async def _advance(update: Update, context: ContextTypes.DEFAULT_TYPE, key: str,
     else:
         await _strip_keyboard(context, chat_id, session.get("msg"))
         carrier = await _send_long(context, chat_id, text, markup)
-    if carrier != session.get("msg"):
+    if carrier != session.get("msg") and (view is not None or keep):
         session["msg"] = carrier
         _save(context, key, session)
 
@@ -490,7 +498,7 @@ class _InSelfCheck(filters.MessageFilter):
     def filter(self, message: Message) -> bool:
         if message.from_user is None:
             return False
-        session = self.deps.store.load_session(session_key(message.chat.id, message.from_user.id), KIND,
+        session = self.deps.store.load_session(session_key(self.deps.store, message.chat.id, message.from_user.id), KIND,
                                                _max_age(self.deps))
         return isinstance(session, dict) and session.get("phase") in (INTERVIEW, UNIT)
 
@@ -503,7 +511,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A typed answer counts as pressing its option; other text is answered as a
     question, then the current step is shown again with its buttons."""
     message = update.effective_message
-    key = _key(update)
+    key = _key(update, context)
     if key is None or message is None:
         return
     text = (message.text if message.chat.type == "private" else strip_mention(message)).strip()

@@ -313,8 +313,9 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 
 async def purge_logs(context: ContextTypes.DEFAULT_TYPE) -> None:
     deps = services(context)
-    removed = deps.store.purge_older_than(deps.settings.retention_days)
-    log.info("retention: removed %d log rows older than %d days", removed, deps.settings.retention_days)
+    # Queued to the writer (it logs the count); finished self-checks go once expired.
+    deps.store.purge_older_than(deps.settings.retention_days,
+                                sessions_idle=timedelta(hours=deps.settings.selfcheck_ttl_hours))
 
 
 # -- wiring -----------------------------------------------------------------------------------------

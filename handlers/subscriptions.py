@@ -96,7 +96,7 @@ async def deliver(bot: Bot, store: Store, text: str, *, in_flight: int = IN_FLIG
                     report.sent += 1
                     return
                 except Forbidden as exc:  # blocked, kicked from the group, account deleted
-                    log.info("subscriber %s unreachable (%s): marked blocked", chat_id, exc)
+                    log.info("subscriber %s unreachable (%s): marked blocked", store.user_hash(chat_id), exc)
                     store.mark_blocked(chat_id)
                     report.blocked += 1
                     return
@@ -107,10 +107,10 @@ async def deliver(bot: Bot, store: Store, text: str, *, in_flight: int = IN_FLIG
                 except RetryAfter as exc:  # the rate limiter already retried; wait once more
                     await asyncio.sleep(_retry_seconds(exc))
                 except TelegramError as exc:
-                    log.warning("announcement to %s failed: %s", chat_id, exc)
+                    log.warning("announcement to %s failed: %s", store.user_hash(chat_id), exc)
                     break
                 except Exception:  # one bad chat must never stop the rest
-                    log.exception("announcement to %s failed", chat_id)
+                    log.exception("announcement to %s failed", store.user_hash(chat_id))
                     break
             report.failed += 1
 

@@ -89,7 +89,7 @@ class BotHarness:
 async def start_bot(fake_api, assistant, tmp_path) -> AsyncIterator[Callable[..., Awaitable[BotHarness]]]:
     """Factory: `harness = await start_bot(flood_limit_per_minute=5)` starts the real
     Application (initialize, post_init, start_polling, start) with those settings."""
-    from bot.telegram_app import ALLOWED_UPDATES, build_application
+    from bot.telegram_app import ALLOWED_UPDATES, build_application, close_storage
 
     running: list[BotHarness] = []
 
@@ -114,7 +114,7 @@ async def start_bot(fake_api, assistant, tmp_path) -> AsyncIterator[Callable[...
         if app.running:
             await app.stop()
         await app.shutdown()
-        harness.store.close()
+        close_storage(app, harness.store)
 
 
 @pytest.fixture

@@ -278,13 +278,16 @@ class FakeBotAPI:
         return self.push({"inline_query": {"id": f"iq{next(self._update_ids)}", "from": self.user(user_id),
                                            "query": query, "offset": ""}})
 
-    def fail(self, method: str, status: int = 429, *, times: int = 1, retry_after: int = 1) -> None:
-        """The next `times` calls of `method` fail: 429 with retry_after, or e.g. 502 (a network error)."""
+    def fail(self, method: str, status: int = 429, *, times: int = 1, retry_after: int = 1,
+             description: str | None = None) -> None:
+        """The next `times` calls of `method` fail: 429 with retry_after, or e.g. 502 (a network error),
+        or any status with Telegram's description (e.g. 400 "Bad Request: query is too old …")."""
         if status == 429:
             failure = _Failure(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after},
                                times)
         else:
-            failure = _Failure(status, "Bad Gateway" if status == 502 else f"Error {status}", None, times)
+            failure = _Failure(status, description or ("Bad Gateway" if status == 502 else f"Error {status}"),
+                               None, times)
         self._failures[method].append(failure)
 
     # -- reading what the bot did --------------------------------------------------

@@ -122,7 +122,7 @@ async def test_main_command_runs_the_bot_with_long_polling(fake_api, tmp_path):
     data = tmp_path / "data"
     proc = await run_main({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": fake_api.base_url,
                            "TELEGRAM_BASE_FILE_URL": fake_api.base_file_url, "PILOT_DATA_DIR": str(data),
-                           "LOG_LEVEL": "DEBUG"}, tmp_path)
+                           "LOG_LEVEL": "DEBUG", "LOG_TELEGRAM_DEBUG": "1"}, tmp_path)
     try:
         await fake_api.wait_for_call("setMyCommands", timeout=60)
         fake_api.message(1, "申报截止时间是什么时候？")

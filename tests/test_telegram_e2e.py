@@ -202,8 +202,9 @@ async def test_feedback_press_is_recorded_committed_and_acknowledged(bot, assist
     ack = await bot.press(1008, call, thumbs_up)
     assert ack.params["text"] == THANKS[1]
 
-    question_id = bot.store.db["questions"].get(1)["id"]
-    # Read through a separate connection: the row is committed, not just buffered.
+    (question_id,) = bot.store.db.execute("select id from questions").fetchone()
+    # Read through a separate connection: once the writer's queue is flushed, the row is committed.
+    assert bot.store.flush(5)
     with sqlite3.connect(bot.store.path) as other:
         rows = other.execute("select question_id, faq_id, rating, user_hash from feedback").fetchall()
     assert rows == [(question_id, assistant.answer(DEADLINE_Q).faq_id, 1, bot.store.user_hash(1008))]

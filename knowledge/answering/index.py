@@ -9,7 +9,9 @@ was built from; opening it with different YAML rebuilds it, never by hand.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import sqlite3
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +75,20 @@ class Index:
         else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite_utils.Database(path)
-        if not is_current(db, kb):
+        try:
+            if not is_current(db, kb):
+                build(db, kb)
+            return cls(db, kb)
+        except sqlite3.DatabaseError as exc:  # derived data: a damaged file is rebuilt, not fatal
+            if str(path) == ":memory:":
+                raise
+            logging.getLogger(__name__).warning("index %s is damaged (%s): deleting and rebuilding it", path, exc)
+            db.close()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            db = sqlite_utils.Database(path)
             build(db, kb)
-        return cls(db, kb)
+            return cls(db, kb)
 
     def refresh(self, kb: KnowledgeBase) -> None:
         """Serve `kb` from now on. When it only adds phrasings to existing entries (what staff

@@ -1,13 +1,16 @@
 """The daily-volume chart for /stats and `report --chart`: a stacked bar per day, by outcome.
 
 matplotlib's object API with the Agg canvas (no pyplot, no display, no global
-state), so it is safe in a worker thread. Chinese labels need a CJK font; when
-the machine has none (a bare server or CI), the labels fall back to English
-rather than drawing empty boxes. The PNG is valid either way.
+state), so it is safe in a worker thread. Chinese labels need a CJK font: the
+`mplfonts` dependency ships Noto Sans CJK SC, registered here with matplotlib, so
+a fresh machine draws Chinese too. Only if no CJK font is found at all do the
+labels fall back to English rather than drawing empty boxes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import io
 import warnings
 from functools import lru_cache
@@ -28,11 +31,29 @@ LABELS_EN = {"answered": "answered", "ambiguous": "ambiguous", "unknown": "not c
              "title": "Questions per day by outcome", "y": "questions"}
 
 
+# Shipped by the mplfonts package (a dependency); found without importing it.
+PACKAGED_FONT = ("mplfonts", "fonts/NotoSansCJKsc-Regular.otf")
+
+
+def packaged_font_file() -> Path | None:
+    spec = importlib.util.find_spec(PACKAGED_FONT[0])
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / PACKAGED_FONT[1]
+        if path.is_file():
+            return path
+    return None
+
+
 @lru_cache(maxsize=1)
 def cjk_font() -> str | None:
-    """The first installed CJK font matplotlib knows, or None."""
+    """The first CJK font matplotlib knows (the packaged one registered first), or None."""
     from matplotlib import font_manager
 
+    packaged = packaged_font_file()
+    if packaged is not None:
+        # A damaged file: fall back to the machine's fonts.
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
+            font_manager.fontManager.addfont(str(packaged))
     installed = {f.name for f in font_manager.fontManager.ttflist}
     return next((name for name in CJK_FONTS if name in installed), None)
 
