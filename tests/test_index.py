@@ -5,7 +5,6 @@ import yaml
 from knowledge.answering.index import Index, is_current
 from knowledge.assistant import Assistant
 from knowledge.loader import DATA_DIR, load_knowledge
-from knowledge.reply import Outcome
 
 
 def test_index_is_rebuilt_when_the_yaml_changes(tmp_path):
