@@ -218,23 +218,26 @@ class Store:
             self._sessions[key] = (seq, row)
 
         def job(db: sqlite_utils.Database) -> None:
-            try:
-                if row is None:
-                    db.execute("delete from sessions where key = ?", [key])
-                else:
-                    _insert(db, "sessions", row, "insert or replace")
-            finally:
-                with self._sessions_lock:
-                    if self._sessions.get(key, (None,))[0] == seq:
-                        del self._sessions[key]
+            if row is None:
+                db.execute("delete from sessions where key = ?", [key])
+            else:
+                _insert(db, "sessions", row, "insert or replace")
+
+        def forget() -> None:
+            with self._sessions_lock:
+                if self._sessions.get(key, (None,))[0] == seq:
+                    del self._sessions[key]
 
         if self.writer is not None:
             future = self.writer.submit(job)
-            # A dropped write (e.g. read-only file): the session lives on in memory.
-            future.add_done_callback(lambda f: f.exception() and self._keep(key, seq, row))
+            # The memory copy goes once the batch is committed (not when the job ran: the
+            # batch commits later, and a read in between would find neither). A dropped
+            # write (e.g. read-only file): the session lives on in memory.
+            future.add_done_callback(lambda f: self._keep(key, seq, row) if f.exception() else forget())
         else:
             with self._db.conn:
                 job(self._db)
+            forget()
 
     def _keep(self, key: str, seq: int, row: dict[str, Any] | None) -> None:
         with self._sessions_lock:
