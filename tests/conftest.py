@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.config import Settings
 from knowledge.answering.index import Index
 from knowledge.assistant import Assistant
-from knowledge.loader import KnowledgeBase, load_knowledge
+from knowledge.loader import DATA_DIR, KnowledgeBase, load_knowledge
 from knowledge.storage.store import Store
 from tests.fake_bot_api import TOKEN, Call, FakeBotAPI
 
@@ -23,6 +25,22 @@ BEFORE_DEADLINE = date(2016, 5, 1)
 @pytest.fixture(scope="session")
 def kb() -> KnowledgeBase:
     return load_knowledge()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A copy of the knowledge base's YAML that a test may edit."""
+    target = tmp_path / "data"
+    shutil.copytree(DATA_DIR, target)
+    return target
+
+
+def edit(data_dir: Path, name: str, change) -> None:
+    """Apply change(doc) to one YAML file of a knowledge base copy."""
+    path = data_dir / name
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(doc)
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
@@ -89,32 +107,43 @@ class BotHarness:
 async def start_bot(fake_api, assistant, tmp_path) -> AsyncIterator[Callable[..., Awaitable[BotHarness]]]:
     """Factory: `harness = await start_bot(flood_limit_per_minute=5)` starts the real
     Application (initialize, post_init, start_polling, start) with those settings."""
-    from bot.telegram_app import ALLOWED_UPDATES, build_application, close_storage
-
     running: list[BotHarness] = []
 
     async def start(**overrides) -> BotHarness:
         settings = telegram_settings(fake_api, tmp_path, **overrides)
-        store = Store(settings.database_path, settings.user_hash_salt)
-        app = build_application(settings, assistant, store)
-        await app.initialize()
-        if app.post_init:
-            await app.post_init(app)
-        await app.updater.start_polling(poll_interval=0, allowed_updates=ALLOWED_UPDATES)
-        await app.start()
-        harness = BotHarness(app, fake_api, store)
+        harness = await run_application(fake_api, settings, assistant)
         running.append(harness)
         return harness
 
     yield start
     for harness in running:
-        app = harness.app
-        if app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        await app.shutdown()
-        close_storage(app, harness.store)
+        await stop_application(harness)
+
+
+async def run_application(api: FakeBotAPI, settings: Settings, assistant: Assistant) -> BotHarness:
+    """The real Application against the fake API: initialize, post_init, start_polling, start."""
+    from bot.telegram_app import ALLOWED_UPDATES, build_application
+
+    store = Store(settings.database_path, settings.user_hash_salt)
+    app = build_application(settings, assistant, store)
+    await app.initialize()
+    if app.post_init:
+        await app.post_init(app)
+    await app.updater.start_polling(poll_interval=0, allowed_updates=ALLOWED_UPDATES)
+    await app.start()
+    return BotHarness(app, api, store)
+
+
+async def stop_application(harness: BotHarness) -> None:
+    from bot.telegram_app import close_storage
+
+    app = harness.app
+    if app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+    await app.shutdown()
+    close_storage(app, harness.store)
 
 
 @pytest.fixture

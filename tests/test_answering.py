@@ -12,7 +12,7 @@ from knowledge.answering import vectors as vectors_module
 from knowledge.answering.decide import FEATURES, POLICY_PATH, load_policy
 from knowledge.answering.index import Index
 from knowledge.answering.parts import focus, question_parts
-from knowledge.answering.premise import negative_lead
+from knowledge.answering.premise import flipped_conclusion, negative_lead
 from knowledge.answering.typos import PinyinCorrector
 from knowledge.answering.vectors import VectorCache
 from knowledge.assistant import Assistant
@@ -49,6 +49,7 @@ def test_focus_drops_the_scene_but_keeps_the_question():
     ("社区管理在不在范围内?截止日期是哪天?", 2),
     ("我们是社区,能申报吗?", 1),             # a situation followed by one question is one question
     ("政务服务和行政审批属于哪个领域", 1),
+    ("保证单位和指导单位分别填谁?", 2),        # 分别: each noun gets the question
 ])
 def test_a_message_is_split_only_where_each_part_asks(text, parts):
     assert len(question_parts(text)) == parts
@@ -66,6 +67,16 @@ def test_a_message_is_split_only_where_each_part_asks(text, parts):
 ])
 def test_a_yes_no_question_on_a_wrong_figure_gets_its_no_first(question, answer, lead):
     assert negative_lead(question, answer) == lead
+
+
+@pytest.mark.parametrize("question, conclusion, flipped", [
+    ("没有县里的支持也能报吗?", "需要", "不能"),
+    ("完全没有标准化基础也能申报吧?", "需要", "不能"),
+    ("需要县级以上支持吗?", "需要", None),        # asked the right way up
+    ("没有县里的支持也能报吗?", "可以", None),     # only a necessary condition flips
+])
+def test_going_without_what_is_needed_is_answered_no(question, conclusion, flipped):
+    assert flipped_conclusion(question, conclusion) == flipped
 
 
 def test_a_typo_is_corrected_only_towards_one_near_miss():

@@ -21,8 +21,7 @@ from handlers.common import SERVICES_KEY
 from knowledge.assistant import Assistant
 from knowledge.learning import records
 from knowledge.loader import DATA_DIR
-from knowledge.storage.store import Store
-from tests.conftest import AFTER_DEADLINE, BotHarness, telegram_settings
+from tests.conftest import AFTER_DEADLINE, BotHarness, run_application, stop_application, telegram_settings
 from tests.test_staff_e2e import add_send_photo
 
 STAFF = 8001
@@ -38,35 +37,20 @@ NOT_SAID = "会安排专家上门辅导吗"   # for 通知未涉及
 async def teach_bot(fake_api, tmp_path):
     """start() -> a running bot on a copy of the knowledge base; stop(harness) stops it
     (a restart is stop, then start: same files, same database, a new Application)."""
-    from bot.telegram_app import ALLOWED_UPDATES, build_application
-
     data = tmp_path / "kb"
     shutil.copytree(DATA_DIR, data)
     running: list[BotHarness] = []
 
     async def start() -> BotHarness:
         settings = telegram_settings(fake_api, tmp_path, admin_ids=frozenset({STAFF}))
-        store = Store(settings.database_path, settings.user_hash_salt)
         assistant = Assistant.load(settings.index_path, data, lambda: AFTER_DEADLINE)
-        app = build_application(settings, assistant, store)
-        await app.initialize()
-        if app.post_init:
-            await app.post_init(app)
-        await app.updater.start_polling(poll_interval=0, allowed_updates=ALLOWED_UPDATES)
-        await app.start()
-        harness = BotHarness(app, fake_api, store)
+        harness = await run_application(fake_api, settings, assistant)
         add_send_photo(fake_api)  # /stats sends its chart
         running.append(harness)
         return harness
 
     async def stop(harness: BotHarness) -> None:
-        app = harness.app
-        if app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        await app.shutdown()
-        harness.store.close()
+        await stop_application(harness)
         running.remove(harness)
 
     yield start, stop, data

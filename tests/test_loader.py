@@ -1,6 +1,5 @@
 """Every way a staff edit can break the knowledge base is refused with file, entry and field."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,21 +8,8 @@ import pytest
 import yaml
 
 from knowledge.errors import KnowledgeError
-from knowledge.loader import DATA_DIR, load_knowledge
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "data"
-    shutil.copytree(DATA_DIR, target)
-    return target
-
-
-def edit(data_dir: Path, name: str, change) -> None:
-    path = data_dir / name
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(doc)
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+from knowledge.loader import load_knowledge
+from tests.conftest import edit
 
 
 def first_entry(doc):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from knowledge.answering.premise import negative_lead
+from knowledge.answering.premise import flipped_conclusion, negative_lead
 from knowledge.loader import Entry, KnowledgeBase, Meta
 from knowledge.reply import Button, Outcome, Reply
 
@@ -61,9 +61,13 @@ def entry_reply(kb: KnowledgeBase, entry: Entry, today: date, confidence: float 
     `also`: the runners-up, offered first among the follow-up buttons (您可能还想问).
     `question`: when given, a yes/no question on a wrong figure gets its "no" first."""
     answer = fill(entry.answer, kb.meta, today)
-    lead = negative_lead(question, answer) if question and entry.covered else None
-    if lead:
-        answer = lead + answer
+    if question and entry.covered:
+        flipped = flipped_conclusion(question, entry.conclusion) if entry.conclusion else None
+        if flipped and answer.startswith(entry.conclusion):
+            answer = flipped + answer[len(entry.conclusion):]
+        lead = negative_lead(question, answer)
+        if lead:
+            answer = lead + answer
     if entry.covered:
         text = "\n".join(filter(None, (answer, citation(kb, entry.clauses))))
         outcome = Outcome.ANSWERED

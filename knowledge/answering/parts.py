@@ -51,6 +51,10 @@ def question_parts(text: str) -> list[str]:
     for piece in (p.strip() for p in _SPLIT.split(text)):
         if not piece:
             continue
+        distributed = _distribute(piece)
+        if distributed:
+            pieces += distributed
+            continue
         joined = [j.strip() for j in _JOIN.split(piece) if j.strip()]
         whole = len(joined) > 1 and (all(len(j) <= SHORT_PART for j in joined)
                                      or all(ASKS.search(j) for j in joined))
@@ -63,3 +67,14 @@ def question_parts(text: str) -> list[str]:
     if len(asking) < 2 or not any(ASKS.search(p) for p in pieces) and len(pieces) > 2:
         return [text]
     return asking[:MAX_PARTS]
+
+
+_EACH = re.compile(r"^(?P<first>.{1,12}?)(?:和|及|跟|与)(?P<second>.{1,12}?)(?:分别|各自|各)(?P<ask>.+)$")
+
+
+def _distribute(piece: str) -> list[str] | None:
+    """"保证单位和指导单位分别填谁" -> ["保证单位填谁", "指导单位填谁"]: 分别 asks each in turn."""
+    m = _EACH.match(piece)
+    if m is None or not (ASKS.search(m.group("ask")) or m.group("ask").strip() in ("是", "为")):
+        return None
+    return [m.group("first") + m.group("ask") + "?", m.group("second") + m.group("ask") + "?"]

@@ -87,3 +87,18 @@ def negative_lead(question: str, answer: str) -> str | None:
     if re.search(r"可以|行|能|就好|就成", question):
         return "不行。"
     return "不是。"
+
+
+# "没有县里的支持也能报吗？" asks the necessary-condition entry ("需要。……") upside down:
+# the conclusion the asker needs is 不能.
+_NEEDS = ("需要", "有要求", "须", "必须")
+_WITHOUT_YET_CAN = re.compile(r"(?:没有|没|不|无|未)[^,.;?!]{0,14}?(?:也|还|就)?(?:能|可以|行|成)[^,.;]{0,6}$")
+
+
+def flipped_conclusion(question: str, conclusion: str) -> str | None:
+    """不能, when a yes/no question asks whether one may go without what the entry says is needed."""
+    if conclusion not in _NEEDS or not _YES_NO.search(question):
+        return None
+    body = re.sub(r"[?!.\s]+$", "", question)
+    body = re.sub(r"(?:吗|吧|么|嘛)$", "", body)
+    return "不能" if _WITHOUT_YET_CAN.search(body) else None
