@@ -12,7 +12,7 @@ from knowledge.answering import vectors as vectors_module
 from knowledge.answering.decide import FEATURES, POLICY_PATH, load_policy
 from knowledge.answering.index import Index
 from knowledge.answering.parts import focus, question_parts
-from knowledge.answering.premise import flipped_conclusion, negative_lead
+from knowledge.answering.premise import flipped_conclusion, negative_lead, reassuring_lead
 from knowledge.answering.typos import PinyinCorrector
 from knowledge.answering.vectors import VectorCache
 from knowledge.assistant import Assistant
@@ -77,6 +77,16 @@ def test_a_yes_no_question_on_a_wrong_figure_gets_its_no_first(question, answer,
 ])
 def test_going_without_what_is_needed_is_answered_no(question, conclusion, flipped):
     assert flipped_conclusion(question, conclusion) == flipped
+
+
+@pytest.mark.parametrize("question, conclusion, lead", [
+    ("市州没建联席会议的就不能推荐了吗?", "", "不是。"),
+    ("市里没有联席会议是不是就没法推荐了?", "", "不是。"),
+    ("个人就不能申报了吗?", "不能", None),      # the entry itself says no: no reassurance
+    ("市州怎么推荐?", "", None),
+])
+def test_a_fear_that_a_door_is_shut_is_answered_no_when_the_entry_shows_the_way(question, conclusion, lead):
+    assert reassuring_lead(question, conclusion) == lead
 
 
 def test_a_typo_is_corrected_only_towards_one_near_miss():

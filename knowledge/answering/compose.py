@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from knowledge.answering.premise import flipped_conclusion, negative_lead
+from knowledge.answering.premise import flipped_conclusion, negative_lead, reassuring_lead
 from knowledge.loader import Entry, KnowledgeBase, Meta
 from knowledge.reply import Button, Outcome, Reply
 
@@ -65,8 +65,8 @@ def entry_reply(kb: KnowledgeBase, entry: Entry, today: date, confidence: float 
         flipped = flipped_conclusion(question, entry.conclusion) if entry.conclusion else None
         if flipped and answer.startswith(entry.conclusion):
             answer = flipped + answer[len(entry.conclusion):]
-        lead = negative_lead(question, answer)
-        if lead:
+        lead = negative_lead(question, answer) or reassuring_lead(question, entry.conclusion)
+        if lead and not answer.startswith(lead.rstrip("。")):
             answer = lead + answer
     if entry.covered:
         text = "\n".join(filter(None, (answer, citation(kb, entry.clauses))))

@@ -102,3 +102,15 @@ def flipped_conclusion(question: str, conclusion: str) -> str | None:
     body = re.sub(r"[?!.\s]+$", "", question)
     body = re.sub(r"(?:吗|吧|么|嘛)$", "", body)
     return "不能" if _WITHOUT_YET_CAN.search(body) else None
+
+
+# "没建联席会议的就不能推荐了吗？" fears a door is shut; an entry that explains the way
+# (no conclusion of its own, or a positive one) answers it 不是.
+_SHUT = re.compile(r"(?:就|便)\s*(?:不能|没法|无法|不可以|不行)")
+_POSITIVE = ("", "可以", "能", "属于", "属于所列领域")
+
+
+def reassuring_lead(question: str, conclusion: str) -> str | None:
+    """不是。 when a yes/no question asks whether something is ruled out and the entry says how it is done."""
+    shut = _SHUT.search(question) and _YES_NO.search(question)
+    return "不是。" if conclusion in _POSITIVE and shut else None
