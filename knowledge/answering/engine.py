@@ -25,7 +25,6 @@ from knowledge.answering.score import (
     NO_SEMANTICS,
     Candidate,
     Matcher,
-    Ranking,
     SemanticSignals,
     candidate_features,
     unknown_share,
@@ -152,10 +151,6 @@ class Engine:
         ex_cos = {e: v for e, v in per_entry(whole.example).items() if v > 0}
         knn = {e: v for e, v in per_entry(whole.knn).items() if v > 0}
         return SemanticSignals(cos, per_entry(whole.answer), focus_cos, ex_cos, knn, whole.none)
-
-    def rank(self, text: str) -> Ranking:
-        """The lexical ranking alone (kept for staff tools that group questions)."""
-        return self.matcher.rank(text)
 
     # -- the reply ---------------------------------------------------------------
 
