@@ -81,17 +81,17 @@ class VectorCache:
         missing = list(first_of.values())
         if missing:
             log.info("embedding %d new texts (%d cached)", len(missing), len(texts) - len(missing))
-        new_rows = []
         for start in range(0, len(missing), batch):
             chunk = missing[start:start + batch]
             vectors = self.embedder.embed([texts[i] for i in chunk], query=query)
+            rows = []
             for i, vector in zip(chunk, vectors, strict=True):
                 blob = vector.astype(np.float32).tobytes()
                 found[keys[i]] = blob
-                new_rows.append({"key": keys[i], "vector": blob})
-        if new_rows:
-            _memory.update((r["key"], r["vector"]) for r in new_rows)
-            self._store(new_rows)
+                rows.append({"key": keys[i], "vector": blob})
+            # Stored chunk by chunk: an embedding run cut short keeps what it did.
+            _memory.update((r["key"], r["vector"]) for r in rows)
+            self._store(rows)
         out = np.empty((len(texts), self.embedder.dim), dtype=np.float32)
         for i, key in enumerate(keys):
             out[i] = np.frombuffer(found[key], dtype=np.float32)
