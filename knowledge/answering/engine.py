@@ -22,10 +22,10 @@ from knowledge.answering.normalise import sanitise
 from knowledge.answering.parts import focus, question_parts
 from knowledge.answering.retrieve import SemanticIndex, load_examples
 from knowledge.answering.score import (
-    NO_SEMANTICS,
     Candidate,
     Matcher,
     SemanticSignals,
+    Signal,
     candidate_features,
     unknown_share,
 )
@@ -126,31 +126,28 @@ class Engine:
         sem = self._semantics(normal, focus_text, exclude_batch)
         entry_ids = [m.entry_id for m in whole.matches[:LEXICAL_CANDIDATES]]
         entry_ids += [m.entry_id for m in focus_rank.matches[:LEXICAL_CANDIDATES // 2]]
-        for signal, k in ((sem.cos, SEMANTIC_CANDIDATES), (sem.focus_cos, SEMANTIC_CANDIDATES // 2),
-                          (sem.ex_cos, SEMANTIC_CANDIDATES // 2)):
-            entry_ids += sorted(signal, key=signal.get, reverse=True)[:k]
+        if sem is not None:
+            for signal, k in ((sem.cos, SEMANTIC_CANDIDATES), (sem.focus_cos, SEMANTIC_CANDIDATES // 2),
+                              (sem.ex_cos, SEMANTIC_CANDIDATES // 2)):
+                entry_ids += signal.top(k, sem.ids)
         entry_ids = list(dict.fromkeys(entry_ids))
         rows = candidate_features(entry_ids, whole, focus_rank, sem, unknown_share(self.index, whole.tokens),
                                   len(normal), self._not_covered)
         return whole.tokens, entry_ids, rows
 
-    def _semantics(self, normal: str, focus_text: str, exclude_batch: str | None) -> SemanticSignals:
+    def _semantics(self, normal: str, focus_text: str, exclude_batch: str | None) -> SemanticSignals | None:
         if self.semantic is None:
-            return NO_SEMANTICS
+            return None
         sem = self.semantic
-        ids = sem.entry_ids
-
-        def per_entry(values) -> dict[str, float]:
-            return dict(zip(ids, values.tolist(), strict=True))
-
+        position = sem.position
         whole = sem.cosines(sem.embed_question(normal), exclude_batch)
-        cos = per_entry(whole.phrasing)
+        cos = Signal(whole.phrasing, position)
         focus_cos = cos
         if focus_text != normal:
-            focus_cos = per_entry(sem.cosines(sem.embed_question(focus_text), exclude_batch).phrasing)
-        ex_cos = {e: v for e, v in per_entry(whole.example).items() if v > 0}
-        knn = {e: v for e, v in per_entry(whole.knn).items() if v > 0}
-        return SemanticSignals(cos, per_entry(whole.answer), focus_cos, ex_cos, knn, whole.none)
+            focus_cos = Signal(sem.cosines(sem.embed_question(focus_text), exclude_batch).phrasing, position)
+        return SemanticSignals(sem.entry_ids, cos, Signal(whole.answer, position), focus_cos,
+                               Signal(whole.example, position, positive_only=True),
+                               Signal(whole.knn, position, positive_only=True), whole.none)
 
     # -- the reply ---------------------------------------------------------------
 

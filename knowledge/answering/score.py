@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from rapidfuzz import fuzz
 
 from knowledge.answering.index import Index
@@ -117,19 +118,47 @@ class Candidate:
     probability: float = 0.0
 
 
+class Signal:
+    """One semantic value per entry (a numpy array in entry order), read for a few candidates.
+    Working on the array, not on a dict of every entry, keeps a 5,000-entry base fast.
+    `positive_only`: entries at or below 0 count as absent (value 0, gap 0)."""
+
+    def __init__(self, values: np.ndarray, position: dict[str, int], positive_only: bool = False) -> None:
+        self.values = values
+        self.position = position
+        self.positive_only = positive_only
+        present = values[values > 0] if positive_only else values
+        top = np.partition(present, -2)[-2:] if len(present) >= 2 else np.r_[0.0, present.max() if len(present) else 0.0]
+        self.first, self.second = float(max(top)), float(min(top)) if len(present) >= 2 else 0.0
+
+    def value(self, entry_id: str) -> float:
+        i = self.position.get(entry_id)
+        v = float(self.values[i]) if i is not None else 0.0
+        return 0.0 if self.positive_only and v <= 0 else v
+
+    def gap(self, entry_id: str) -> float:
+        """The value minus the best of the others (positive only for the leader)."""
+        v = self.value(entry_id)
+        if self.positive_only and v <= 0:
+            return 0.0
+        return v - (self.second if v == self.first else self.first)
+
+    def top(self, k: int, ids: list[str]) -> list[str]:
+        order = np.argsort(-self.values, kind="stable")[:k]
+        return [ids[i] for i in order if not self.positive_only or self.values[i] > 0]
+
+
 @dataclass(frozen=True)
 class SemanticSignals:
-    """Per-entry semantic values for one message (empty without the model)."""
+    """Per-entry semantic values for one message (None without the model)."""
 
-    cos: dict[str, float]
-    cos_ans: dict[str, float]
-    focus_cos: dict[str, float]
-    ex_cos: dict[str, float]
-    knn: dict[str, float]
+    ids: list[str]
+    cos: Signal
+    cos_ans: Signal
+    focus_cos: Signal
+    ex_cos: Signal
+    knn: Signal
     none: float = 0.0
-
-
-NO_SEMANTICS = SemanticSignals({}, {}, {}, {}, {})
 
 
 def unknown_share(index: Index, tokens: tuple[str, ...]) -> float:
@@ -149,7 +178,7 @@ def _gaps(values: dict[str, float]) -> dict[str, float]:
     return {k: v - (second if v == first else first) for k, v in values.items()}
 
 
-def candidate_features(entry_ids: list[str], whole: Ranking, focus: Ranking, sem: SemanticSignals,
+def candidate_features(entry_ids: list[str], whole: Ranking, focus: Ranking, sem: SemanticSignals | None,
                        unknown: float, length: int, not_covered: set[str]) -> list[tuple[float, ...]]:
     """One feature row (in FEATURES order) per candidate entry."""
     lex = {m.entry_id: m.score for m in whole.matches}
@@ -157,18 +186,19 @@ def candidate_features(entry_ids: list[str], whole: Ranking, focus: Ranking, sem
     dcov = {m.entry_id: m.doc_coverage for m in whole.matches}
     flex = {m.entry_id: m.score for m in focus.matches}
     lex_gap = _gaps({e: lex.get(e, 0.0) for e in set(entry_ids) | set(lex)})
-    cos_gap, fcos_gap, ex_gap = _gaps(sem.cos), _gaps(sem.focus_cos), _gaps(sem.ex_cos)
     lex_first = whole.top.entry_id if whole.top else None
-    cos_first = max(sem.cos, key=sem.cos.get) if sem.cos else None
+    cos_first = sem.ids[int(np.argmax(sem.cos.values))] if sem is not None and len(sem.ids) else None
     log_len = math.log1p(length)
     rows = []
     for e in entry_ids:
+        if sem is not None:
+            semantic = (sem.cos.value(e), sem.cos.gap(e), sem.cos_ans.value(e), sem.focus_cos.value(e),
+                        sem.focus_cos.gap(e), sem.ex_cos.value(e), sem.ex_cos.gap(e), sem.knn.value(e), sem.none)
+        else:
+            semantic = (0.0,) * 9
         rows.append((
             lex.get(e, 0.0), cov.get(e, 0.0), lex_gap.get(e, 0.0), dcov.get(e, 0.0), flex.get(e, 0.0),
-            sem.cos.get(e, 0.0), cos_gap.get(e, 0.0), sem.cos_ans.get(e, 0.0),
-            sem.focus_cos.get(e, 0.0), fcos_gap.get(e, 0.0),
-            sem.ex_cos.get(e, 0.0), ex_gap.get(e, 0.0), sem.knn.get(e, 0.0), sem.none,
-            float(e == lex_first), float(e == cos_first),
+            *semantic, float(e == lex_first), float(e == cos_first),
             unknown, float(e in not_covered), log_len,
         ))
     return rows
