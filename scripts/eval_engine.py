@@ -36,7 +36,14 @@ from knowledge.answering.decide import (  # noqa: E402
     neutral_policy,
 )
 from knowledge.answering.engine import Engine  # noqa: E402
-from knowledge.answering.evaluation import Figures, Item, load_items, load_split, measure  # noqa: E402
+from knowledge.answering.evaluation import (  # noqa: E402
+    CORPUS_DIR,
+    Figures,
+    Item,
+    load_items,
+    load_split,
+    measure,
+)
 from knowledge.answering.index import Index  # noqa: E402
 from knowledge.answering.score import FEATURES, Candidate  # noqa: E402
 from knowledge.assistant import default_embedder  # noqa: E402
@@ -251,11 +258,12 @@ def fit(index_path: Path) -> None:
     print(f"\nwrote {POLICY_PATH.relative_to(ROOT)}")
 
 
-def report(index_path: Path, split: str, semantic: bool, show_failures: bool) -> None:
+def report(index_path: Path, split: str, semantic: bool, show_failures: bool, batch: str | None = None) -> None:
     engine = build_engine(semantic, index_path)
     label = "hybrid" if semantic else "lexical only"
-    fig = evaluate(engine, load_split(split))
-    print("\n".join(fig.lines(f"[{label}] {split} split")))
+    items = load_items(CORPUS_DIR / f"batch_{batch}.yaml") if batch else load_split(split)
+    fig = evaluate(engine, items)
+    print("\n".join(fig.lines(f"[{label}] " + (f"batch {batch}" if batch else f"{split} split"))))
     if show_failures:
         for item, text in fig.failures:
             print(f"- [{item.id}] ({item.style}) {item.q}\n    {' '.join(text.split())[:160]}")
@@ -269,15 +277,15 @@ def main() -> None:
     ap.add_argument("--fit", action="store_true", help="fit on train/validation and write policy.yaml")
     ap.add_argument("--split", default="test", help="split to report (default: test)")
     ap.add_argument("--lexical", action="store_true", help="without the semantic model")
+    ap.add_argument("--batch", help="one batch instead of a split (e.g. a reserve batch: 10)")
     ap.add_argument("--failures", action="store_true", help="list failures (never on the test split you report)")
     ap.add_argument("--index", help="index database (default: var/index.db, shared with the bot)")
     args = ap.parse_args()
-    if True:
-        index_path = Path(args.index) if args.index else ROOT / "var" / "index.db"
-        if args.fit:
-            fit(index_path)
-        else:
-            report(index_path, args.split, not args.lexical, args.failures)
+    index_path = Path(args.index) if args.index else ROOT / "var" / "index.db"
+    if args.fit:
+        fit(index_path)
+    else:
+        report(index_path, args.split, not args.lexical, args.failures, args.batch)
 
 
 if __name__ == "__main__":
