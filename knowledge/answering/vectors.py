@@ -38,14 +38,21 @@ def default_cache_path() -> Path:
     return Path(base) / "pilot-assistant" / "vectors.db"
 
 
+_open: dict[Path, sqlite_utils.Database] = {}
+
+
 def open_cache(fallback: sqlite_utils.Database | None) -> sqlite_utils.Database | None:
-    """The shared vector cache database, or `fallback` (the index db) where it cannot be opened."""
+    """The shared vector cache database, or `fallback` (the index db) where it cannot be opened.
+    One connection per path and process: every /reload or accepted phrasing reuses it."""
     path = default_cache_path()
+    if path in _open:
+        return _open[path]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite_utils.Database(sqlite3.connect(path, timeout=30, check_same_thread=False))
         db.execute("pragma journal_mode=wal")
         db[TABLE].create({"key": str, "vector": bytes}, pk="key", if_not_exists=True)
+        _open[path] = db
         return db
     except (OSError, sqlite3.Error) as exc:
         log.warning("vector cache %s unavailable (%s); caching in the index instead", path, exc)
