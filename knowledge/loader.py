@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -317,13 +318,7 @@ def _faq(doc: dict, clauses: dict[str, Clause], meta: Meta) -> tuple[tuple[Topic
         topics[tid] = Topic(tid, _text(item, "name", file, tid))
     entries: dict[str, Entry] = {}
     for n, item in enumerate(_list(doc, "entries", file), 1):
-        if not isinstance(item, dict):
-            raise KnowledgeError(file, f"第 {n} 个条目应为键值映射", field="entries")
-        eid = _text(item, "id", file, f"条目第 {n} 项")
-        if not ID_PATTERN.match(eid):
-            raise KnowledgeError(file, "编号只能用小写字母、数字和下划线", entry=eid, field="id")
-        if eid in entries:
-            raise KnowledgeError(file, "条目编号重复", entry=eid, field="id")
+        eid = _item_id(item, n, file, "entries", "条目", entries)
         kind = str(item.get("kind") or "answer")
         if kind not in ENTRY_KINDS:
             raise KnowledgeError(file, f"kind 只能是 {' / '.join(ENTRY_KINDS)}", entry=eid, field="kind")
@@ -387,6 +382,18 @@ def _check_conclusion(question: str, answer: str, conclusion: str, kind: str, fi
                              entry=eid, field="conclusion")
     if conclusion and not answer.startswith(conclusion):
         raise KnowledgeError(file, f"答案应以结论“{conclusion}”开头", entry=eid, field="answer")
+
+
+def _item_id(item: Any, n: int, file: str, list_field: str, noun: str, seen: Collection[str]) -> str:
+    """The id of the n-th item of a list: the item is a mapping, its id well formed and new."""
+    if not isinstance(item, dict):
+        raise KnowledgeError(file, f"第 {n} 个{noun}应为键值映射", field=list_field)
+    item_id = _text(item, "id", file, f"{noun}第 {n} 项")
+    if not ID_PATTERN.match(item_id):
+        raise KnowledgeError(file, "编号只能用小写字母、数字和下划线", entry=item_id, field="id")
+    if item_id in seen:
+        raise KnowledgeError(file, f"{noun}编号重复", entry=item_id, field="id")
+    return item_id
 
 
 def _vocabulary(doc: dict) -> Vocabulary:

@@ -117,7 +117,8 @@ class Question:
     item: Item
     entry_ids: list[str]
     rows: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray   # what the ranker learns from
+    passing: np.ndarray  # whether each candidate's reply passes the item as it stands
 
 
 def questions(engine: Engine, items: list[Item]) -> list[Question]:
@@ -133,6 +134,7 @@ def questions(engine: Engine, items: list[Item]) -> list[Question]:
         labels = np.asarray([item.passes(compose.entry_reply(kb, kb.entries[e], TODAY).text) for e in entry_ids],
                             dtype=int)
         rows = np.asarray(rows, float)
+        passing_replies = labels.copy()
         if not item.in_scope:
             # Every not-covered entry "passes" a question the notice is silent on; teach the
             # ranker only the closest one, so such entries do not look right everywhere.
@@ -140,7 +142,7 @@ def questions(engine: Engine, items: list[Item]) -> list[Question]:
             labels[:] = 0
             if len(passing):
                 labels[passing[np.argmax(rows[passing, cos_column] + rows[passing, 0])]] = 1
-        out.append(Question(item, entry_ids, rows, labels))
+        out.append(Question(item, entry_ids, rows, labels, passing_replies))
     return out
 
 
@@ -167,8 +169,8 @@ def confidence_rows(ranker: Model, qs: list[Question]) -> tuple[np.ndarray, np.n
         cands = [Candidate(e, tuple(r), ranker.probability(tuple(r))) for e, r in zip(q.entry_ids, q.rows, strict=True)]
         order = sorted(range(len(cands)), key=lambda i: cands[i].probability, reverse=True)
         X.append(confidence_row(tuple(cands[i] for i in order)))
-        y.append(q.labels[order[0]] if q.item.in_scope else int(q.item.passes(
-            compose.entry_reply(q_kb, q_kb.entries[cands[order[0]].entry_id], TODAY).text)))
+        # Out of scope, every not-covered entry's reply passes (labels kept only the closest one).
+        y.append(q.labels[order[0]] if q.item.in_scope else q.passing[order[0]])
     return np.asarray(X, float), np.asarray(y, int)
 
 
@@ -238,8 +240,6 @@ def fit(index_path: Path) -> None:
         engine = build_engine(semantic, index_path, neutral_policy())
         CachedFeatures(engine)
         started = time.perf_counter()
-        global q_kb
-        q_kb = engine.kb
         qs = questions(engine, train)
         ranker, confidence = fit_policy_models(qs)
         policy, fig = choose_floors(engine, ranker, confidence, validation)

@@ -99,10 +99,6 @@ class Decision:
     candidates: tuple[Candidate, ...]  # best first (by the ranker's probability)
     confidence: float = 0.0  # the confidence model's probability that `best` is right
 
-    @property
-    def probability(self) -> float:
-        return self.confidence
-
 
 def decide(candidates: list[Candidate], policy: Policy) -> Decision:
     ranked = tuple(sorted(candidates, key=lambda c: c.probability, reverse=True))

@@ -95,10 +95,11 @@ class Engine:
 
     def analyse(self, text: str) -> Analysis:
         """Candidates for one question, each with its features and probability, and the decision."""
-        tokens, entry_ids, rows = self.features(text)
+        normal = self.index.normalise(text)
+        tokens, entry_ids, rows = self._features(normal)
         model = self.policy.model
         candidates = [Candidate(e, row, model.probability(row)) for e, row in zip(entry_ids, rows, strict=True)]
-        owners = self.exact_owners(text)
+        owners = self._exact.get(_squash(normal), set())
         exact = next(iter(owners)) if len(owners) == 1 else None
         if exact is not None:
             known = next((c for c in candidates if c.entry_id == exact), None) or Candidate(exact, (), 1.0)
@@ -109,15 +110,17 @@ class Engine:
 
     def exact_owners(self, text: str) -> frozenset[str]:
         """The entries that have `text`, word for word, among their own questions."""
-        key = _squash(self.index.normalise(text))
-        return frozenset(self._exact.get(key, ())) if key else frozenset()
+        return frozenset(self._exact.get(_squash(self.index.normalise(text)), ()))
 
     def features(self, text: str, exclude_batch: str | None = None
                  ) -> tuple[tuple[str, ...], list[str], list[tuple[float, ...]]]:
         """(tokens, candidate entry ids, one feature row per candidate): everything that
         does not depend on the policy, so the evaluation can refit without re-embedding.
         `exclude_batch` hides that batch's labelled examples (out-of-fold training)."""
-        normal = self.index.normalise(text)
+        return self._features(self.index.normalise(text), exclude_batch)
+
+    def _features(self, normal: str, exclude_batch: str | None = None
+                  ) -> tuple[tuple[str, ...], list[str], list[tuple[float, ...]]]:
         whole = self.matcher.rank(normal)
         focus_text = focus(normal)
         focus_rank = self.matcher.rank(focus_text) if focus_text != normal else whole
@@ -163,10 +166,11 @@ class Engine:
         analysis = self.analyse(question)
         if not analysis.tokens:
             return compose.empty_reply()
-        multi = self._multi_part(question, analysis, today)
+        normal = self.index.normalise(question)
+        multi = self._multi_part(normal, analysis, today)
         if multi is not None:
             return multi
-        return self._compose(analysis.decision, today, self.index.normalise(question))
+        return self._compose(analysis.decision, today, normal)
 
     def _compose(self, decision: Decision, today: date, question: str = "") -> Reply:
         kb, policy = self.kb, self.policy
@@ -183,17 +187,17 @@ class Engine:
                     and decision.best.probability - c.probability < policy.tie_margin]
             if not any(e.covered for e in tied):
                 # Every candidate is something the notice is silent on: say so, precisely.
-                return compose.entry_reply(kb, tied[0], today, decision.probability)
-            return compose.ambiguous_reply(kb, tied, decision.probability)
+                return compose.entry_reply(kb, tied[0], today, decision.confidence)
+            return compose.ambiguous_reply(kb, tied, decision.confidence)
         suggestions = [entries[c.entry_id] for c in decision.candidates[:2]
                        if c.probability >= policy.suggest_floor and entries[c.entry_id].covered]
-        return compose.unknown_reply(kb, decision.probability, suggestions)
+        return compose.unknown_reply(kb, decision.confidence, suggestions)
 
-    def _multi_part(self, question: str, whole: Analysis, today: date) -> Reply | None:
-        """Answer each part of "截止时间和联系电话" when every part is a question that is
-        answered with confidence, the parts are about different entries, and no single
-        entry answers the whole message better."""
-        parts = question_parts(self.index.normalise(question))
+    def _multi_part(self, normal: str, whole: Analysis, today: date) -> Reply | None:
+        """Answer each part of "截止时间和联系电话" (`normal`: the normalised message) when every
+        part is a question that is answered with confidence, the parts are about different
+        entries, and no single entry answers the whole message better."""
+        parts = question_parts(normal)
         if len(parts) < 2:
             return None
         found: list[Decision] = []

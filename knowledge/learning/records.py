@@ -40,6 +40,7 @@ from knowledge.loader import (
     PLACEHOLDERS,
     Entry,
     KnowledgeBase,
+    _item_id,
     _placeholders,
     _strings,
     _text,
@@ -152,13 +153,7 @@ def parse(doc: dict[str, Any]) -> list[Change]:
     out: list[Change] = []
     seen: set[str] = set()
     for n, item in enumerate(items, 1):
-        if not isinstance(item, dict):
-            raise KnowledgeError(FILE, f"第 {n} 项应为键值映射", field="changes")
-        cid = _text(item, "id", FILE, f"第 {n} 项")
-        if not ID_PATTERN.match(cid):
-            raise KnowledgeError(FILE, "编号只能用小写字母、数字和下划线", entry=cid, field="id")
-        if cid in seen:
-            raise KnowledgeError(FILE, "记录编号重复", entry=cid, field="id")
+        cid = _item_id(item, n, FILE, "changes", "记录", seen)
         seen.add(cid)
         kind = str(item.get("kind") or "")
         if kind not in KINDS:
