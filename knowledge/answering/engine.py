@@ -163,6 +163,7 @@ class Engine:
         if _BARE_NUMBER.match(unicodedata.normalize("NFKC", text)):
             return compose.bare_number_reply()
         question = self.smalltalk.strip(text)
+        self._prime(question)
         analysis = self.analyse(question)
         if not analysis.tokens:
             return compose.empty_reply()
@@ -171,6 +172,19 @@ class Engine:
         if multi is not None:
             return multi
         return self._compose(analysis.decision, today, normal)
+
+    def _prime(self, question: str) -> None:
+        """Everything this message may embed (whole, focus, each part and its focus), at once."""
+        if self.semantic is None:
+            return
+        normal = self.index.normalise(question)
+        texts = [normal, focus(normal)]
+        parts = question_parts(normal)
+        if len(parts) > 1:
+            for part in parts:
+                part = self.index.normalise(part)
+                texts += [part, focus(part)]
+        self.semantic.prime(texts)
 
     def _compose(self, decision: Decision, today: date, question: str = "") -> Reply:
         kb, policy = self.kb, self.policy

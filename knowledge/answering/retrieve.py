@@ -9,6 +9,7 @@ candidate lists goes on to scoring, so an entry found by meaning alone
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from knowledge.loader import KnowledgeBase
 
 # Labelled example questions (knowledge/data/examples.yaml): how many nearest ones vote.
 KNN = 5
+# Question vectors kept in memory: a message, its focus and its parts are embedded in one
+# call up front (`prime`), and a question asked again is not embedded again.
+QUESTION_MEMORY = 4096
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,31 @@ class SemanticIndex:
         self._examples = (cache.queries([normalise(e.text) for e in examples]) if examples
                           else np.zeros((0, self.embedder.dim), np.float32))
 
+        self._questions: OrderedDict[str, np.ndarray] = OrderedDict()
+
     def embed_question(self, text: str) -> np.ndarray:
-        return self.embedder.embed([self.normalise(text)], query=True)[0]
+        key = self.normalise(text)
+        vector = self._questions.get(key)
+        if vector is None:
+            self.prime([text])
+            vector = self._questions[key]
+        self._questions.move_to_end(key)
+        return vector
+
+    def forget_questions(self) -> None:
+        """Drop the remembered question vectors (a benchmark measures fresh questions)."""
+        self._questions.clear()
+
+    def prime(self, texts: list[str]) -> None:
+        """Embed every text not yet in memory in one call: one model run per message, however
+        many parts and foci it has, costs less than one run per text."""
+        keys = list(dict.fromkeys(k for k in map(self.normalise, texts) if k not in self._questions))
+        if not keys:
+            return
+        for key, vector in zip(keys, self.embedder.embed(keys, query=True), strict=True):
+            self._questions[key] = vector
+        while len(self._questions) > QUESTION_MEMORY:
+            self._questions.popitem(last=False)
 
     def cosines(self, vector: np.ndarray, exclude_batch: str | None = None) -> Semantic:
         n = len(self.entry_ids)
