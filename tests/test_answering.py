@@ -9,7 +9,8 @@ import yaml
 
 from knowledge.answering import embedding
 from knowledge.answering import vectors as vectors_module
-from knowledge.answering.decide import FEATURES, POLICY_PATH, load_policy
+from knowledge.answering.decide import CONFIDENCE_FEATURES, FEATURES, POLICY_PATH, load_policy
+from knowledge.answering.engine import Engine
 from knowledge.answering.index import Index
 from knowledge.answering.parts import focus, question_parts
 from knowledge.answering.premise import flipped_conclusion, negative_lead, reassuring_lead
@@ -29,9 +30,11 @@ class CountingEmbedder:
 
     def __init__(self) -> None:
         self.embedded: list[str] = []
+        self.calls = 0
 
     def embed(self, texts: list[str], *, query: bool) -> np.ndarray:
         self.embedded += texts
+        self.calls += 1
         rows = np.asarray([[(hash((t, i)) % 1000) / 1000 for i in range(self.dim)] for t in texts], np.float32)
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
@@ -150,6 +153,36 @@ def test_the_policy_is_data_and_a_stale_one_is_refused(tmp_path):
     stale.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     with pytest.raises(KnowledgeError, match="特征与引擎不一致"):
         load_policy(stale)
+
+
+def test_a_tree_confidence_model_is_data_too_and_a_looping_one_is_refused(tmp_path):
+    doc = yaml.safe_load(POLICY_PATH.read_text(encoding="utf-8"))
+    # One split on p1 (the ranker's probability for its first entry): below 0.5 unsure, above sure.
+    tree = {"feature": [0, -2, -2], "threshold": [0.5, -2.0, -2.0], "left": [1, -1, -1], "right": [2, -1, -1],
+            "value": [0.0, -3.0, 3.0]}
+    doc["hybrid"]["confidence"] = {"kind": "trees", "features": list(CONFIDENCE_FEATURES), "rate": 1.0,
+                                   "intercept": 0.0, "trees": [tree]}
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    confidence = load_policy(path).confidence
+    row = [0.0] * len(CONFIDENCE_FEATURES)
+    assert confidence.probability(tuple([0.9, *row[1:]])) > 0.95
+    assert confidence.probability(tuple([0.1, *row[1:]])) < 0.05
+    tree["left"] = [0, -1, -1]  # a node that is its own child would never reach a leaf
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(KnowledgeError, match="决策树结构有误"):
+        load_policy(path)
+
+
+def test_a_message_its_focus_and_its_parts_are_embedded_in_one_call(kb, tmp_path, monkeypatch):
+    monkeypatch.setenv("PILOT_VECTOR_CACHE", str(tmp_path / "vectors.db"))
+    embedder = CountingEmbedder()
+    engine = Engine(kb, Index.open(tmp_path / "index.db", kb), embedder)
+    before = embedder.calls
+    engine.reply("我们是区博物馆，截止时间和联系电话分别是什么？", AFTER_DEADLINE)
+    assert embedder.calls == before + 1
+    engine.reply("我们是区博物馆，截止时间和联系电话分别是什么？", AFTER_DEADLINE)
+    assert embedder.calls == before + 1  # asked again: nothing embedded again
 
 
 # -- replies -----------------------------------------------------------------------------------

@@ -51,6 +51,39 @@ class Model:
         return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
 
 
+@dataclass(frozen=True)
+class Tree:
+    """One regression tree, as flat arrays (a leaf has left == -1)."""
+
+    feature: tuple[int, ...]
+    threshold: tuple[float, ...]
+    left: tuple[int, ...]
+    right: tuple[int, ...]
+    value: tuple[float, ...]
+
+    def leaf_value(self, row: tuple[float, ...]) -> float:
+        node = 0
+        while self.left[node] >= 0:
+            node = self.left[node] if row[self.feature[node]] <= self.threshold[node] else self.right[node]
+        return self.value[node]
+
+
+@dataclass(frozen=True)
+class TreeModel:
+    """Gradient-boosted trees: p = sigmoid(intercept + rate * sum of leaf values). The confidence
+    model is one: whether a ranking can be trusted depends on its signals together (a wide
+    margin means little when the best cosine is weak), which a linear model cannot express."""
+
+    features: tuple[str, ...]
+    rate: float
+    intercept: float
+    trees: tuple[Tree, ...]
+
+    def probability(self, row: tuple[float, ...]) -> float:
+        z = self.intercept + self.rate * sum(t.leaf_value(row) for t in self.trees)
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+
+
 # What the confidence model sees of a ranking: how sure the ranker is of its first
 # entry, how far ahead of the second it is, and the raw signals behind the first.
 _FROM_BEST = ("lex", "lex_gap", "lex_dcov", "cos", "cos_gap", "focus_cos", "ex_cos", "ex_gap", "knn", "ex_none",
@@ -71,7 +104,7 @@ def confidence_row(ranked: tuple[Candidate, ...]) -> tuple[float, ...]:
 @dataclass(frozen=True)
 class Policy:
     model: Model  # ranker: the probability that a candidate's answer is right
-    confidence: Model  # on the ranking: the probability that the first entry's answer is right
+    confidence: Model | TreeModel  # on the ranking: the probability that the first entry's answer is right
     answer_floor: float
     tie_floor: float
     tie_margin: float
@@ -128,13 +161,34 @@ def load_policy(path: str | Path | None = None, *, semantic: bool = True) -> Pol
     try:
         part = doc[key]
         ranker = _model(part["ranker"], FEATURES, name, f"{key}.ranker")
-        confidence = _model(part["confidence"], CONFIDENCE_FEATURES, name, f"{key}.confidence")
+        confidence = _any_model(part["confidence"], CONFIDENCE_FEATURES, name, f"{key}.confidence")
         floors = part["floors"]
         return Policy(ranker, confidence, float(floors["answer"]), float(floors["tie"]),
                       float(floors["tie_margin"]), float(floors["suggest"]), float(floors["part"]),
                       dict(part.get("fitted") or {}))
     except (KeyError, TypeError, ValueError) as exc:
         raise KnowledgeError(name, f"决策参数格式有误：{exc}", entry=key) from None
+
+
+def _any_model(m: dict, expected: tuple[str, ...], file: str, entry: str) -> Model | TreeModel:
+    if m.get("kind") != "trees":
+        return _model(m, expected, file, entry)
+    if tuple(m["features"]) != expected:
+        raise KnowledgeError(file, "特征与引擎不一致，请重新运行 scripts/eval_engine.py --fit", entry=entry,
+                             field="features")
+    trees = []
+    for t in m["trees"]:
+        tree = Tree(tuple(map(int, t["feature"])), tuple(map(float, t["threshold"])), tuple(map(int, t["left"])),
+                    tuple(map(int, t["right"])), tuple(map(float, t["value"])))
+        n = len(tree.value)
+        # Children come after their parent, so evaluation always reaches a leaf.
+        if not (len(tree.feature) == len(tree.threshold) == len(tree.left) == len(tree.right) == n) or any(
+                (lc >= 0) != (rc >= 0) or lc >= n or rc >= n or 0 <= lc <= i or 0 <= rc <= i
+                or (lc >= 0 and not 0 <= f < len(expected))
+                for i, (f, lc, rc) in enumerate(zip(tree.feature, tree.left, tree.right, strict=True))):
+            raise KnowledgeError(file, "决策树结构有误", entry=entry, field="trees")
+        trees.append(tree)
+    return TreeModel(expected, float(m["rate"]), float(m["intercept"]), tuple(trees))
 
 
 def _model(m: dict, expected: tuple[str, ...], file: str, entry: str) -> Model:
