@@ -30,7 +30,7 @@ USER_B = 8003
 INTRUDER = 8004
 QUESTION = "由哪些专家评审"        # not answered today; the engine's best guess is approval_who
 ENTRY = "approval_who"
-NOT_SAID = "会安排专家上门辅导吗"   # for 通知未涉及
+NOT_SAID = "申报后有培训吗"   # for 通知未涉及
 
 
 @pytest.fixture
