@@ -173,11 +173,11 @@ def fit_trees(X: np.ndarray, y: np.ndarray, features: tuple[str, ...]) -> TreeMo
         trees.append(Tree(tuple(int(f) for f in t.feature), tuple(float(v) for v in t.threshold),
                           tuple(int(c) for c in t.children_left), tuple(int(c) for c in t.children_right),
                           tuple(float(v) for v in t.value[:, 0, 0])))
-    model = TreeModel(features, float(TREES["learning_rate"]), 0.0, tuple(trees))
+    rate = float(TREES["learning_rate"])
     # The prior's log-odds: whatever sklearn adds before the trees, read off one row.
     row = tuple(map(float, X[0]))
-    z = float(clf.decision_function(X[:1])[0]) - model.rate * sum(tr.leaf_value(row) for tr in trees)
-    return TreeModel(features, model.rate, z, model.trees)
+    intercept = float(clf.decision_function(X[:1])[0]) - rate * sum(tr.leaf_value(row) for tr in trees)
+    return TreeModel(features, rate, intercept, tuple(trees))
 
 
 def fit_ranker(qs: list[Question]) -> Model:

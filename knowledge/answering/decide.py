@@ -48,7 +48,7 @@ class Model:
         z = self.intercept
         for x, m, s, w in zip(row, self.mean, self.scale, self.weights, strict=True):
             z += w * (x - m) / s
-        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+        return _sigmoid(z)
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,11 @@ class TreeModel:
     trees: tuple[Tree, ...]
 
     def probability(self, row: tuple[float, ...]) -> float:
-        z = self.intercept + self.rate * sum(t.leaf_value(row) for t in self.trees)
-        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+        return _sigmoid(self.intercept + self.rate * sum(t.leaf_value(row) for t in self.trees))
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
 
 
 # What the confidence model sees of a ranking: how sure the ranker is of its first
@@ -170,12 +173,16 @@ def load_policy(path: str | Path | None = None, *, semantic: bool = True) -> Pol
         raise KnowledgeError(name, f"决策参数格式有误：{exc}", entry=key) from None
 
 
-def _any_model(m: dict, expected: tuple[str, ...], file: str, entry: str) -> Model | TreeModel:
-    if m.get("kind") != "trees":
-        return _model(m, expected, file, entry)
+def _check_features(m: dict, expected: tuple[str, ...], file: str, entry: str) -> None:
     if tuple(m["features"]) != expected:
         raise KnowledgeError(file, "特征与引擎不一致，请重新运行 scripts/eval_engine.py --fit", entry=entry,
                              field="features")
+
+
+def _any_model(m: dict, expected: tuple[str, ...], file: str, entry: str) -> Model | TreeModel:
+    if m.get("kind") != "trees":
+        return _model(m, expected, file, entry)
+    _check_features(m, expected, file, entry)
     trees = []
     for t in m["trees"]:
         tree = Tree(tuple(map(int, t["feature"])), tuple(map(float, t["threshold"])), tuple(map(int, t["left"])),
@@ -192,11 +199,8 @@ def _any_model(m: dict, expected: tuple[str, ...], file: str, entry: str) -> Mod
 
 
 def _model(m: dict, expected: tuple[str, ...], file: str, entry: str) -> Model:
-    features = tuple(m["features"])
-    if features != expected:
-        raise KnowledgeError(file, "特征与引擎不一致，请重新运行 scripts/eval_engine.py --fit", entry=entry,
-                             field="features")
-    model = Model(features, tuple(map(float, m["mean"])), tuple(map(float, m["scale"])),
+    _check_features(m, expected, file, entry)
+    model = Model(expected, tuple(map(float, m["mean"])), tuple(map(float, m["scale"])),
                   tuple(map(float, m["weights"])), float(m["intercept"]))
     if not len(model.mean) == len(model.scale) == len(model.weights) == len(expected):
         raise KnowledgeError(file, "参数个数与特征个数不符", entry=entry, field="weights")

@@ -95,7 +95,9 @@ class Engine:
 
     def analyse(self, text: str) -> Analysis:
         """Candidates for one question, each with its features and probability, and the decision."""
-        normal = self.index.normalise(text)
+        return self._analyse(self.index.normalise(text))
+
+    def _analyse(self, normal: str) -> Analysis:
         tokens, entry_ids, rows = self._features(normal)
         model = self.policy.model
         candidates = [Candidate(e, row, model.probability(row)) for e, row in zip(entry_ids, rows, strict=True)]
@@ -162,29 +164,21 @@ class Engine:
             return Reply(intent.reply, compose.Outcome.SMALLTALK, 1.0, buttons=compose.START_BUTTONS)
         if _BARE_NUMBER.match(unicodedata.normalize("NFKC", text)):
             return compose.bare_number_reply()
-        question = self.smalltalk.strip(text)
-        self._prime(question)
-        analysis = self.analyse(question)
+        normal = self.index.normalise(self.smalltalk.strip(text))
+        parts = question_parts(normal)
+        if self.semantic is not None:
+            # Everything this message may embed (whole, focus, each part and its focus), in one call.
+            texts = [normal, focus(normal)]
+            if len(parts) > 1:  # only then is each part analysed on its own
+                texts += [t for part in parts for t in (part, focus(part))]
+            self.semantic.prime(texts)
+        analysis = self._analyse(normal)
         if not analysis.tokens:
             return compose.empty_reply()
-        normal = self.index.normalise(question)
-        multi = self._multi_part(normal, analysis, today)
+        multi = self._multi_part(normal, parts, analysis, today)
         if multi is not None:
             return multi
         return self._compose(analysis.decision, today, normal)
-
-    def _prime(self, question: str) -> None:
-        """Everything this message may embed (whole, focus, each part and its focus), at once."""
-        if self.semantic is None:
-            return
-        normal = self.index.normalise(question)
-        texts = [normal, focus(normal)]
-        parts = question_parts(normal)
-        if len(parts) > 1:
-            for part in parts:
-                part = self.index.normalise(part)
-                texts += [part, focus(part)]
-        self.semantic.prime(texts)
 
     def _compose(self, decision: Decision, today: date, question: str = "") -> Reply:
         kb, policy = self.kb, self.policy
@@ -207,16 +201,15 @@ class Engine:
                        if c.probability >= policy.suggest_floor and entries[c.entry_id].covered]
         return compose.unknown_reply(kb, decision.confidence, suggestions)
 
-    def _multi_part(self, normal: str, whole: Analysis, today: date) -> Reply | None:
+    def _multi_part(self, normal: str, parts: list[str], whole: Analysis, today: date) -> Reply | None:
         """Answer each part of "截止时间和联系电话" (`normal`: the normalised message) when every
         part is a question that is answered with confidence, the parts are about different
         entries, and no single entry answers the whole message better."""
-        parts = question_parts(normal)
         if len(parts) < 2:
             return None
         found: list[Decision] = []
         for part in parts:
-            decision = self.analyse(part).decision
+            decision = self._analyse(part).decision
             # A part is short and has little to go on, so it needs less than a whole
             # message; but one part we cannot answer at all means we answer the whole.
             if decision.best is None or decision.confidence < self.policy.part_floor:

@@ -80,12 +80,12 @@ class SemanticIndex:
         self._questions: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def embed_question(self, text: str) -> np.ndarray:
-        key = self.normalise(text)
-        vector = self._questions.get(key)
+        """The vector of a normalised question (`normalise` already applied by the caller)."""
+        vector = self._questions.get(text)
         if vector is None:
             self.prime([text])
-            vector = self._questions[key]
-        self._questions.move_to_end(key)
+            vector = self._questions[text]
+        self._questions.move_to_end(text)
         return vector
 
     def forget_questions(self) -> None:
@@ -93,9 +93,9 @@ class SemanticIndex:
         self._questions.clear()
 
     def prime(self, texts: list[str]) -> None:
-        """Embed every text not yet in memory in one call: one model run per message, however
+        """Embed every (normalised) text not yet in memory in one call: one model run per message, however
         many parts and foci it has, costs less than one run per text."""
-        keys = list(dict.fromkeys(k for k in map(self.normalise, texts) if k not in self._questions))
+        keys = list(dict.fromkeys(t for t in texts if t not in self._questions))
         if not keys:
             return
         for key, vector in zip(keys, self.embedder.embed(keys, query=True), strict=True):
