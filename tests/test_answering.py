@@ -13,7 +13,7 @@ from knowledge.answering.decide import CONFIDENCE_FEATURES, FEATURES, POLICY_PAT
 from knowledge.answering.engine import Engine
 from knowledge.answering.index import Index
 from knowledge.answering.parts import focus, question_parts
-from knowledge.answering.premise import flipped_conclusion, negative_lead, reassuring_lead
+from knowledge.answering.premise import claim_lead, flipped_conclusion, negative_lead, reassuring_lead
 from knowledge.answering.typos import PinyinCorrector
 from knowledge.answering.vectors import VectorCache
 from knowledge.assistant import Assistant
@@ -45,6 +45,9 @@ class CountingEmbedder:
 def test_focus_drops_the_scene_but_keeps_the_question():
     assert focus("我们是区博物馆,属于事业单位,材料最晚啥时候交?") == "材料最晚啥时候交"
     assert focus("截止时间") == "截止时间"
+    # A bare confirmation tag asks nothing itself: the claim before it is the question.
+    assert focus("企业一律不能申报,是吗?") == "企业一律不能申报,是吗?"
+    assert focus("我们是协会,市里推荐就行,对吗?") == "市里推荐就行,对吗"
 
 
 @pytest.mark.parametrize("text, parts", [
@@ -53,6 +56,9 @@ def test_focus_drops_the_scene_but_keeps_the_question():
     ("我们是社区,能申报吗?", 1),             # a situation followed by one question is one question
     ("政务服务和行政审批属于哪个领域", 1),
     ("保证单位和指导单位分别填谁?", 2),        # 分别: each noun gets the question
+    ("推荐上去就算省级试点了,不用再审,是吗?", 1),
+    ("截止时间?联系电话?", 2),
+    ("我们是市体育馆,事业单位,请问申报材料要交什么?", 1),  # a short phrase between commas sets the scene  # 是吗 confirms the claim, it is no second question
 ])
 def test_a_message_is_split_only_where_each_part_asks(text, parts):
     assert len(question_parts(text)) == parts
@@ -67,6 +73,12 @@ def test_a_message_is_split_only_where_each_part_asks(text, parts):
     ("推荐2个可以吗?", "原则上每批控制为1个；成员单位每批不超过2个。", None),  # agrees with one: say nothing
     ("要交几份?", "一式四份。", None),                              # not a yes/no question
     ("交两份行吗?", "不行，须一式四份。", None),                     # already concluded
+    ("一个市能推荐3个项目吗?", "每批控制为1个；成员单位每批不超过2个。", "不行。"),  # 一个市 is no figure
+    ("5月25号交还来得及吗?", "请于5月20日前报送。", "来不及。"),
+    ("5月18号交来得及吗?", "请于5月20日前报送。", None),
+    ("联系电话是87710371吧?", "联系人许钦祥，电话87710317。", "不是。"),
+    ("电话是87710317吧?", "联系人许钦祥，电话87710317。", None),
+    ("这是第一批试点的通知吧?", "本通知是第二批试点项目申报。", "不是。"),
 ])
 def test_a_yes_no_question_on_a_wrong_figure_gets_its_no_first(question, answer, lead):
     assert negative_lead(question, answer) == lead
@@ -77,6 +89,7 @@ def test_a_yes_no_question_on_a_wrong_figure_gets_its_no_first(question, answer,
     ("完全没有标准化基础也能申报吧?", "需要", "不能"),
     ("需要县级以上支持吗?", "需要", None),        # asked the right way up
     ("没有县里的支持也能报吗?", "可以", None),     # only a necessary condition flips
+    ("我们没有法人资格,也能当承担单位吧?", "需要", "不能"),
 ])
 def test_going_without_what_is_needed_is_answered_no(question, conclusion, flipped):
     assert flipped_conclusion(question, conclusion) == flipped
@@ -90,6 +103,18 @@ def test_going_without_what_is_needed_is_answered_no(question, conclusion, flipp
 ])
 def test_a_fear_that_a_door_is_shut_is_answered_no_when_the_entry_shows_the_way(question, conclusion, lead):
     assert reassuring_lead(question, conclusion) == lead
+
+
+@pytest.mark.parametrize("question, conclusion, lead", [
+    ("企业一律不能申报,对吧?", "可以，但限于“提供公共服务的企业”", "不对。"),
+    ("不需要主要领导牵头,是吗?", "需要", "不是。"),
+    ("试点领域只限社区管理吧?", "属于所列领域", "不是。"),
+    ("只有具有法人资格的单位才能申报吧?", "需要", None),   # 只有……才 states a true condition
+    ("个人不能申报,对吧?", "不能", None),                  # the claim agrees with the entry
+    ("企业可以申报吗?", "可以", None),                     # a question, not a claim to confirm
+])
+def test_a_claim_to_confirm_that_contradicts_the_entry_is_answered_no(question, conclusion, lead):
+    assert claim_lead(question, conclusion, conclusion) == lead
 
 
 def test_a_typo_is_corrected_only_towards_one_near_miss():
@@ -223,3 +248,14 @@ def test_an_answer_offers_the_runners_up(assistant):
 def test_an_english_question_gets_the_chinese_answer(assistant):
     reply = assistant.answer("When is the deadline?")
     assert reply.outcome is Outcome.ANSWERED and "5月20日" in reply.text
+
+
+def test_of_tied_entries_the_one_whose_figure_the_question_gets_wrong_is_answered(kb):
+    from knowledge.answering import compose
+
+    tied = [kb.entries["scope_fields"], kb.entries["copies"]]
+    checked = compose.contradicted(kb, tied, "申请书交一份就够了吧?", AFTER_DEADLINE)
+    assert checked is not None and checked.id == "copies"
+    assert compose.contradicted(kb, tied, "申请书交几份?", AFTER_DEADLINE) is None  # no figure to check
+    reply = compose.entry_reply(kb, checked, AFTER_DEADLINE, question="申请书交一份就够了吧?")
+    assert reply.text.startswith("不够。")

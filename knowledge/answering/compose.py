@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from knowledge.answering.premise import flipped_conclusion, negative_lead, reassuring_lead
+from knowledge.answering.premise import (
+    claim_lead,
+    excluded_lead,
+    flipped_conclusion,
+    negative_lead,
+    reassuring_lead,
+)
 from knowledge.loader import Entry, KnowledgeBase, Meta
 from knowledge.reply import Button, Outcome, Reply
 
@@ -61,11 +67,14 @@ def entry_reply(kb: KnowledgeBase, entry: Entry, today: date, confidence: float 
     `also`: the runners-up, offered first among the follow-up buttons (您可能还想问).
     `question`: when given, a yes/no question on a wrong figure gets its "no" first."""
     answer = fill(entry.answer, kb.meta, today)
-    if question and entry.covered:
-        flipped = flipped_conclusion(question, entry.conclusion) if entry.conclusion else None
-        if flipped and answer.startswith(entry.conclusion):
-            answer = flipped + answer[len(entry.conclusion):]
-        lead = negative_lead(question, answer) or reassuring_lead(question, entry.conclusion)
+    if question:
+        lead = negative_lead(question, answer)  # a wrong figure is wrong whether or not the entry is covered
+        if entry.covered:
+            flipped = flipped_conclusion(question, entry.conclusion) if entry.conclusion else None
+            if flipped and answer.startswith(entry.conclusion):
+                answer = flipped + answer[len(entry.conclusion):]
+            lead = (lead or claim_lead(question, entry.conclusion, answer) or excluded_lead(question, answer)
+                    or reassuring_lead(question, entry.conclusion))
         if lead and not answer.startswith(lead.rstrip("。")):
             answer = lead + answer
     if entry.covered:
@@ -78,6 +87,14 @@ def entry_reply(kb: KnowledgeBase, entry: Entry, today: date, confidence: float 
     follow = [f for f in dict.fromkeys(follow) if f != entry.id][:3]
     buttons = tuple(Button(kb.entries[r].question, f"ask:{r}") for r in follow)
     return Reply(text, outcome, confidence, entry.id, (entry.id,), entry.clauses, buttons)
+
+
+def contradicted(kb: KnowledgeBase, entries: list[Entry], question: str, today: date) -> Entry | None:
+    """Of entries tied for a yes/no question, the one whose figures the question gets wrong
+    ("创建时间一般就一年吧？": the entry saying 2-3年), if any does: that is the
+    entry the asker is checking (the best ranked, when several), answered with its "no" first."""
+    hits = [e for e in entries if e.covered and negative_lead(question, fill(e.answer, kb.meta, today))]
+    return hits[0] if hits else None
 
 
 def combined_reply(kb: KnowledgeBase, entries: list[Entry], today: date, confidence: float) -> Reply:

@@ -16,6 +16,8 @@ import re
 _CLAUSE = re.compile(r"[,.;!?:]+")
 # Where one question may end and another begin ...
 _SPLIT = re.compile(r"[?!;.,]|以及|还有|另外|并且|同时|顺便问(?:一?下)?|再问(?:一?下)?")
+_SPLIT_KEEP = re.compile(f"({_SPLIT.pattern})")
+_WORD_JOIN = re.compile(r"以及|还有|另外|并且|同时|顺便问(?:一?下)?|再问(?:一?下)?")
 # ... and where it may, when what it joins are whole questions or short noun phrases
 # ("截止时间和联系电话"), not a subject of two nouns ("政务服务和行政审批属于哪个领域").
 _JOIN = re.compile(r"和|及|跟")
@@ -32,6 +34,10 @@ _CONTEXT = re.compile(r"^(?:我|咱|本|俺|贵|这边|我们|我单位|我司|�
 MAX_PARTS = 3
 
 
+# A clause that only asks for confirmation of the one before it ("企业不能申报，是吗？").
+CONFIRM_TAG = re.compile(r"^(?:是|对|对不对|是不是|是这样|是这样的|可以|行|好|没错|有没有)?(?:吗|吧|么|嘛|呢|不|没)?$")
+
+
 def clauses(text: str) -> list[str]:
     return [c.strip() for c in _CLAUSE.split(text) if c.strip()]
 
@@ -41,16 +47,30 @@ def focus(text: str) -> str:
     parts = clauses(text)
     for i, clause in enumerate(parts):
         if ASKS.search(clause):
+            if i and CONFIRM_TAG.match(clause):  # the claim being confirmed is the question
+                i -= 1
             return ",".join(parts[i:]) if i else text
     return text
 
 
 def question_parts(text: str) -> list[str]:
     """The separate questions of a message; one item when it asks one thing."""
-    pieces = []
-    for piece in (p.strip() for p in _SPLIT.split(text)):
+    pieces: list[str] = []
+    # Pieces that a joining word (和, 以及, 还有 …) ties to another: only they may be bare noun
+    # phrases that ask ("截止时间和联系电话"); between commas, a short phrase sets the scene
+    # ("我们是市体育馆,事业单位,请问……").
+    joined_by_word: set[int] = set()
+    chunks = _SPLIT_KEEP.split(text)
+    for n in range(0, len(chunks), 2):
+        piece = chunks[n].strip()
         if not piece:
             continue
+        if pieces and CONFIRM_TAG.match(piece):  # "……，是吗": confirms the piece before, asks nothing new
+            pieces[-1] += "," + piece
+            continue
+        word_before = n > 0 and _WORD_JOIN.fullmatch(chunks[n - 1])
+        # A question mark after a bare phrase asks too ("截止时间?联系电话?").
+        word_after = n + 1 < len(chunks) and (_WORD_JOIN.fullmatch(chunks[n + 1]) or chunks[n + 1] == "?")
         distributed = _distribute(piece)
         if distributed:
             pieces += distributed
@@ -58,10 +78,14 @@ def question_parts(text: str) -> list[str]:
         joined = [j.strip() for j in _JOIN.split(piece) if j.strip()]
         whole = len(joined) > 1 and (all(len(j) <= SHORT_PART for j in joined)
                                      or all(ASKS.search(j) for j in joined))
+        start = len(pieces)
         pieces += joined if whole else [piece]
+        if whole or word_before or word_after:
+            joined_by_word.update(range(start, len(pieces)))
     if len(pieces) < 2:
         return [text]
-    asking = [p for p in pieces if ASKS.search(p) or (len(p) <= SHORT_PART and not _CONTEXT.match(p))]
+    asking = [p for i, p in enumerate(pieces) if ASKS.search(p)
+              or (len(p) <= SHORT_PART and i in joined_by_word and not _CONTEXT.match(p))]
     # Only short noun phrases and no real question: "截止时间和联系电话" is two questions,
     # but a phrase cut at 和 inside one question ("政务服务和行政审批") is not.
     if len(asking) < 2 or not any(ASKS.search(p) for p in pieces) and len(pieces) > 2:
