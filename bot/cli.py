@@ -80,8 +80,10 @@ def cmd_clause(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
+    from knowledge.answering.classifier import classifier_status, load_classifier
     from knowledge.answering.decide import load_policy
     from knowledge.answering.embedding import embedder_status
+    from knowledge.answering.engine import classifier_path
     from knowledge.assistant import default_embedder
     from knowledge.loader import load_knowledge
     from knowledge.selfcheck.flow import load_selfcheck
@@ -89,12 +91,15 @@ def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     kb = load_knowledge(knowledge_dir(args, settings))
     selfcheck = load_selfcheck(kb)
     load_policy(semantic=True), load_policy(semantic=False)  # a broken policy.yaml is refused here too
-    default_embedder()
+    embedder = default_embedder()
     covered = sum(e.covered for e in kb.entries.values())
     print(f"知识库检查通过：{len(kb.clauses)} 个条款，{covered} 个问答条目，"
           f"{len(kb.entries) - covered} 个“通知未涉及”条目，{len(kb.vocabulary.synonyms)} 组同义词，"
           f"资格自测 {len(selfcheck.flow.steps)} 步。")
     print(f"语义模型：{embedder_status()}")
+    if embedder is not None:
+        classifier = load_classifier(classifier_path(kb), embedder.name, embedder.dim)
+        print(f"条目分类器：{classifier_status(classifier, list(kb.entries))}")
     return 0
 
 

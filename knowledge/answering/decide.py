@@ -90,7 +90,7 @@ def _sigmoid(z: float) -> float:
 # What the confidence model sees of a ranking: how sure the ranker is of its first
 # entry, how far ahead of the second it is, and the raw signals behind the first.
 _FROM_BEST = ("lex", "lex_gap", "lex_dcov", "cos", "cos_gap", "focus_cos", "ex_cos", "ex_gap", "knn", "ex_none",
-              "unknown", "not_covered", "length")
+              "clf", "clf_gap", "clf_none", "lex_first", "cos_first", "unknown", "not_covered", "length")
 CONFIDENCE_FEATURES = ("p1", "p2", "p_gap", *_FROM_BEST)
 _FROM_CANDIDATE = {name: FEATURES.index(name) for name in _FROM_BEST}
 

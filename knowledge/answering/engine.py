@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from knowledge.answering import compose
+from knowledge.answering.classifier import CLASSIFIER_FILE, load_classifier
 from knowledge.answering.decide import Action, Decision, Policy, decide, load_policy
 from knowledge.answering.embedding import Embedder
 from knowledge.answering.index import Index
@@ -53,6 +54,12 @@ def examples_path(kb: KnowledgeBase) -> Path:
     return own if own.exists() else DATA_DIR / "examples.yaml"
 
 
+def classifier_path(kb: KnowledgeBase) -> Path:
+    """classifier.npz beside the knowledge base's YAML, else the embedded one."""
+    own = kb.source_dir / CLASSIFIER_FILE
+    return own if own.exists() else DATA_DIR / CLASSIFIER_FILE
+
+
 def _squash(text: str) -> str:
     return _NOISE.sub("", text)
 
@@ -80,7 +87,8 @@ class Engine:
         if embedder is not None:
             examples = load_examples(examples_path(kb))
             cache = VectorCache(open_cache(index.db), embedder)
-            self.semantic = SemanticIndex(kb, cache, index.normalise, examples)
+            classifier = load_classifier(classifier_path(kb), embedder.name, embedder.dim)
+            self.semantic = SemanticIndex(kb, cache, index.model_text, examples, classifier)
         self.policy = policy or load_policy(semantic=self.semantic is not None)
         self._not_covered = {e.id for e in kb.entries.values() if not e.covered}
         # A message that is word for word one of an entry's own questions (staff wrote it,
@@ -132,8 +140,11 @@ class Engine:
         entry_ids = [m.entry_id for m in whole.matches[:LEXICAL_CANDIDATES]]
         entry_ids += [m.entry_id for m in focus_rank.matches[:LEXICAL_CANDIDATES // 2]]
         if sem is not None:
-            for signal, k in ((sem.cos, SEMANTIC_CANDIDATES), (sem.focus_cos, SEMANTIC_CANDIDATES // 2),
-                              (sem.ex_cos, SEMANTIC_CANDIDATES // 2)):
+            signals = [(sem.cos, SEMANTIC_CANDIDATES), (sem.focus_cos, SEMANTIC_CANDIDATES // 2),
+                       (sem.ex_cos, SEMANTIC_CANDIDATES // 2)]
+            if sem.clf is not None:
+                signals.append((sem.clf, SEMANTIC_CANDIDATES // 2))
+            for signal, k in signals:
                 entry_ids += signal.top(k, sem.ids)
         entry_ids = list(dict.fromkeys(entry_ids))
         rows = candidate_features(entry_ids, whole, focus_rank, sem, unknown_share(self.index, whole.tokens),
@@ -145,14 +156,16 @@ class Engine:
             return None
         sem = self.semantic
         position = sem.position
-        whole = sem.cosines(sem.embed_question(normal), exclude_batch)
+        correct = self.index.typos.correct
+        whole = sem.cosines(sem.embed_question(correct(normal)), exclude_batch)
         cos = Signal(whole.phrasing, position)
         focus_cos = cos
         if focus_text != normal:
-            focus_cos = Signal(sem.cosines(sem.embed_question(focus_text), exclude_batch).phrasing, position)
+            focus_cos = Signal(sem.cosines(sem.embed_question(correct(focus_text)), exclude_batch).phrasing, position)
+        clf = Signal(whole.clf, position) if whole.clf is not None else None
         return SemanticSignals(sem.entry_ids, cos, Signal(whole.answer, position), focus_cos,
                                Signal(whole.example, position, positive_only=True),
-                               Signal(whole.knn, position, positive_only=True), whole.none)
+                               Signal(whole.knn, position, positive_only=True), whole.none, clf, whole.clf_none)
 
     # -- the reply ---------------------------------------------------------------
 
@@ -171,7 +184,7 @@ class Engine:
             texts = [normal, focus(normal)]
             if len(parts) > 1:  # only then is each part analysed on its own
                 texts += [t for part in parts for t in (part, focus(part))]
-            self.semantic.prime(texts)
+            self.semantic.prime([self.index.typos.correct(t) for t in texts])
         analysis = self._analyse(normal)
         if not analysis.tokens:
             return compose.empty_reply()
@@ -196,6 +209,10 @@ class Engine:
             if not any(e.covered for e in tied):
                 # Every candidate is something the notice is silent on: say so, precisely.
                 return compose.entry_reply(kb, tied[0], today, decision.confidence)
+            checked = compose.contradicted(kb, tied, question, today) if question else None
+            if checked is not None:
+                others = [e for e in tied if e.id != checked.id]
+                return compose.entry_reply(kb, checked, today, decision.confidence, also=others, question=question)
             return compose.ambiguous_reply(kb, tied, decision.confidence)
         suggestions = [entries[c.entry_id] for c in decision.candidates[:2]
                        if c.probability >= policy.suggest_floor and entries[c.entry_id].covered]

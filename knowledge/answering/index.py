@@ -125,7 +125,12 @@ class Index:
         return row[0] if row else None
 
     def tokens(self, text: str) -> list[str]:
-        return self.segmenter.tokens(self.typos.correct(self.normalise(text)))
+        return self.segmenter.tokens(self.model_text(text))
+
+    def model_text(self, text: str) -> str:
+        """The text with its homophone typos corrected: what the tokeniser and the semantic
+        model both see, so "法仁资格" means 法人资格 to the embedding too."""
+        return self.typos.correct(self.normalise(text))
 
     def weight(self, token: str) -> float:
         weight = self.weights.get(token)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from knowledge.answering.classifier import EntryClassifier
 from knowledge.answering.embedding import Embedder
 from knowledge.answering.vectors import VectorCache
 from knowledge.loader import KnowledgeBase
@@ -46,13 +47,18 @@ class Semantic:
     example: np.ndarray   # best cosine over the entry's example questions (0 without any)
     knn: np.ndarray       # the entry's share of the KNN nearest examples
     none: float = 0.0     # best cosine to an example the notice does not answer
+    clf: np.ndarray | None = None  # the learned classifier's probability per entry (None without one)
+    clf_none: float = 0.0          # ... and its probability that the notice is silent
 
 
 class SemanticIndex:
     """Every entry's texts as a matrix of unit vectors, searched by one product."""
 
     def __init__(self, kb: KnowledgeBase, cache: VectorCache, normalise,
-                 examples: tuple[Example, ...] = ()) -> None:
+                 examples: tuple[Example, ...] = (), classifier: EntryClassifier | None = None) -> None:
+        self.classifier = classifier
+        # Out-of-fold classifiers (batch -> one fitted without it), set only while a policy is fitted.
+        self.fold_classifiers: dict[str, EntryClassifier] = {}
         self.embedder: Embedder = cache.embedder
         self.normalise = normalise
         self.entry_ids: list[str] = list(kb.entries)
@@ -123,7 +129,11 @@ class SemanticIndex:
             for i in np.argsort(-sims)[:KNN]:
                 if owners[i] >= 0 and sims[i] > 0:
                     knn[owners[i]] += 1.0 / KNN
-        return Semantic(best, self._answers @ vector, example, knn, none)
+        clf, clf_none = None, 0.0
+        classifier = self.fold_classifiers.get(exclude_batch or "", self.classifier)
+        if classifier is not None:
+            clf, clf_none = classifier.aligned(vector, self.position, n)
+        return Semantic(best, self._answers @ vector, example, knn, none, clf, clf_none)
 
     def top(self, semantic: Semantic, k: int) -> list[str]:
         order = np.argsort(-semantic.phrasing)[:k]

@@ -103,6 +103,9 @@ FEATURES = (
     "ex_gap",       # ex_cos minus the best other entry's
     "knn",          # the entry's share of the nearest labelled examples
     "ex_none",      # best cosine to an example the notice does not answer
+    "clf",          # the learned classifier's probability for this entry
+    "clf_gap",      # clf minus the best other entry's
+    "clf_none",     # the classifier's probability that the notice is silent
     "lex_first",    # 1 when the entry is the lexical scorer's first
     "cos_first",    # 1 when the entry is the semantic first
     "unknown",      # share of the message's word weight that the knowledge base never uses
@@ -159,6 +162,8 @@ class SemanticSignals:
     ex_cos: Signal
     knn: Signal
     none: float = 0.0
+    clf: Signal | None = None
+    clf_none: float = 0.0
 
 
 def unknown_share(index: Index, tokens: tuple[str, ...]) -> float:
@@ -193,9 +198,10 @@ def candidate_features(entry_ids: list[str], whole: Ranking, focus: Ranking, sem
     for e in entry_ids:
         if sem is not None:
             semantic = (sem.cos.value(e), sem.cos.gap(e), sem.cos_ans.value(e), sem.focus_cos.value(e),
-                        sem.focus_cos.gap(e), sem.ex_cos.value(e), sem.ex_cos.gap(e), sem.knn.value(e), sem.none)
+                        sem.focus_cos.gap(e), sem.ex_cos.value(e), sem.ex_cos.gap(e), sem.knn.value(e), sem.none,
+                        *((sem.clf.value(e), sem.clf.gap(e)) if sem.clf is not None else (0.0, 0.0)), sem.clf_none)
         else:
-            semantic = (0.0,) * 9
+            semantic = (0.0,) * 12
         rows.append((
             lex.get(e, 0.0), cov.get(e, 0.0), lex_gap.get(e, 0.0), dcov.get(e, 0.0), flex.get(e, 0.0),
             *semantic, float(e == lex_first), float(e == cos_first),
