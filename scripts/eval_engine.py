@@ -310,7 +310,7 @@ def policy_doc(policy: Policy) -> dict:
     }
 
 
-def fit(index_path: Path) -> None:
+def fit(index_path: Path, kinds: tuple[str, ...] = ("linear", "trees")) -> None:
     train, validation = load_split("train"), load_split("validation")
     n = write_examples(build_engine(True, index_path, neutral_policy()), train)
     print(f"wrote {EXAMPLES_PATH.relative_to(ROOT)}: {n} labelled examples")
@@ -329,7 +329,7 @@ def fit(index_path: Path) -> None:
         qs = questions(engine, train)
         best = None
         # The fallback without the model stays linear: it is rarely used, and fitting is slow.
-        for kind in ("linear", "trees") if semantic else ("linear",):
+        for kind in kinds if semantic else ("linear",):
             ranker, confidence = fit_policy_models(qs, trees=kind == "trees")
             policy, fig = choose_floors(engine, ranker, confidence, validation)
             print(f"  [{name}] {kind} confidence model: validation accuracy {fig.accuracy:.3f}, "
@@ -376,10 +376,12 @@ def main() -> None:
     ap.add_argument("--batch", help="one batch instead of a split (e.g. a reserve batch: 10)")
     ap.add_argument("--failures", action="store_true", help="list failures (never on the test split you report)")
     ap.add_argument("--index", help="index database (default: var/index.db, shared with the bot)")
+    ap.add_argument("--confidence", choices=("best", "linear", "trees"), default="best",
+                    help="confidence model: the better on validation (default), or one kind only")
     args = ap.parse_args()
     index_path = Path(args.index) if args.index else ROOT / "var" / "index.db"
     if args.fit:
-        fit(index_path)
+        fit(index_path, ("linear", "trees") if args.confidence == "best" else (args.confidence,))
     else:
         report(index_path, args.split, not args.lexical, args.failures, args.batch)
 
