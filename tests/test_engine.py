@@ -147,3 +147,9 @@ def test_inline_search_returns_answers_only(assistant):
     results = assistant.search("截止", limit=3)
     assert 1 <= len(results) <= 3
     assert all(r.outcome is Outcome.ANSWERED and "依据：" in r.text for r in results)
+
+
+@pytest.mark.parametrize("question", ["截止时间", "截止日期"])
+def test_a_short_question_whose_candidates_saturate_is_ordered_by_its_words(assistant, question):
+    # Several deadline entries score near 1 on a two-word question; the plain one is meant.
+    assert assistant.answer(question).faq_id == "deadline"

@@ -136,8 +136,25 @@ class Decision:
     confidence: float = 0.0  # the confidence model's probability that `best` is right
 
 
+# Ranker probabilities this close to the best are a tie the ranker cannot break: for a short
+# message ("截止日期") several entries saturate near 1 on shared signals. There the most literal
+# signal, the lexical score, orders them.
+SATURATED = 0.03
+_LEX = FEATURES.index("lex")
+
+
+def _ranked(candidates: list[Candidate]) -> tuple[Candidate, ...]:
+    ranked = sorted(candidates, key=lambda c: c.probability, reverse=True)
+    if len(ranked) < 2 or ranked[1].probability < ranked[0].probability - SATURATED:
+        return tuple(ranked)
+    top = ranked[0].probability
+    close = [c for c in ranked if c.probability >= top - SATURATED]
+    close.sort(key=lambda c: (c.features[_LEX] if c.features else 0.0, c.probability), reverse=True)
+    return tuple(close + ranked[len(close):])
+
+
 def decide(candidates: list[Candidate], policy: Policy) -> Decision:
-    ranked = tuple(sorted(candidates, key=lambda c: c.probability, reverse=True))
+    ranked = _ranked(candidates)
     if not ranked:
         return Decision(Action.REFUSE, None, ())
     best = ranked[0]

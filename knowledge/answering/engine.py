@@ -60,6 +60,13 @@ def classifier_path(kb: KnowledgeBase) -> Path:
     return own if own.exists() else DATA_DIR / CLASSIFIER_FILE
 
 
+def _own_questions(question: str) -> list[str]:
+    """"物业公司能申报吗？属于哪个领域？" asks two things; each, asked alone, is this entry's
+    question too (when it says enough on its own: 7 characters or more)."""
+    parts = [p for p in re.split(r"[？?]", question) if p.strip()]
+    return [p for p in parts if len(p) >= 7] if len(parts) > 1 else []
+
+
 def _squash(text: str) -> str:
     return _NOISE.sub("", text)
 
@@ -95,7 +102,7 @@ class Engine:
         # or accepted it from the log) gets that entry: nothing to weigh.
         exact: dict[str, set[str]] = {}
         for entry in kb.entries.values():
-            for text in (entry.question, *entry.phrasings):
+            for text in (entry.question, *entry.phrasings, *_own_questions(entry.question)):
                 exact.setdefault(_squash(index.normalise(text)), set()).add(entry.id)
         self._exact = exact
 
@@ -191,13 +198,33 @@ class Engine:
         multi = self._multi_part(normal, parts, analysis, today)
         if multi is not None:
             return multi
+        vague = self._vague(analysis)
+        if vague is not None:
+            return vague
         return self._compose(analysis.decision, today, normal)
+
+    def _vague(self, analysis: Analysis) -> Reply | None:
+        """A message that is one word many entries use ("单位", "材料") names no subject: whatever
+        the policy makes of it, offer the likeliest entries rather than answer one of them."""
+        tokens = analysis.tokens
+        weight = self.index.weights.get(tokens[0]) if len(tokens) == 1 else None
+        if weight is None or weight >= self.index.rare_weight or analysis.decision.confidence >= 1.0:
+            return None  # several words, an unknown word, a word that names a topic, or an exact phrasing
+        options = [self.kb.entries[c.entry_id] for c in analysis.candidates
+                   if self.kb.entries[c.entry_id].covered][:3]
+        if len(options) < 2:
+            return None
+        return compose.ambiguous_reply(self.kb, options, analysis.decision.confidence)
 
     def _compose(self, decision: Decision, today: date, question: str = "") -> Reply:
         kb, policy = self.kb, self.policy
         entries = kb.entries
         if decision.action is Action.ANSWER:
             best = decision.best
+            if not entries[best.entry_id].covered and best.probability < policy.tie_floor:
+                # Confident that the notice is silent, not that it is silent on this entry's
+                # subject (the weather is not a question about office hours): say so plainly.
+                return compose.unknown_reply(kb, decision.confidence)
             others = [entries[c.entry_id] for c in decision.candidates[1:]
                       if c.probability >= policy.suggest_floor and entries[c.entry_id].covered]
             return compose.entry_reply(kb, entries[best.entry_id], today, decision.confidence, also=others,
@@ -209,6 +236,9 @@ class Engine:
             if not any(e.covered for e in tied):
                 # Every candidate is something the notice is silent on: say so, precisely.
                 return compose.entry_reply(kb, tied[0], today, decision.confidence)
+            if question and all(t not in self.index.weights for t in self.index.tokens(question)):
+                # Not one word the knowledge base knows: a menu of guesses would not help.
+                return compose.unknown_reply(kb, decision.confidence)
             checked = compose.contradicted(kb, tied, question, today) if question else None
             if checked is not None:
                 others = [e for e in tied if e.id != checked.id]
