@@ -26,6 +26,9 @@ import yaml
 from knowledge.answering.score import FEATURES, Candidate
 from knowledge.errors import KnowledgeError
 
+# Generated files are large: libyaml reads them about seven times faster than pure Python.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 POLICY_PATH = Path(__file__).resolve().parent.parent / "data" / "policy.yaml"
 
 
@@ -174,7 +177,7 @@ def load_policy(path: str | Path | None = None, *, semantic: bool = True) -> Pol
     path = Path(path) if path is not None else POLICY_PATH
     name = path.name
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise KnowledgeError(name, f"无法读取决策参数：{exc}") from None
     key = "hybrid" if semantic else "lexical"

@@ -21,6 +21,9 @@ from knowledge.answering.embedding import Embedder
 from knowledge.answering.vectors import VectorCache
 from knowledge.loader import KnowledgeBase
 
+# Generated files are large: libyaml reads them about seven times faster than pure Python.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # Labelled example questions (knowledge/data/examples.yaml): how many nearest ones vote.
 KNN = 5
 # Question vectors kept in memory: a message, its focus and its parts are embedded in one
@@ -144,7 +147,7 @@ def load_examples(path: Path) -> tuple[Example, ...]:
     """The labelled examples written by `scripts/eval_engine.py --fit` (none if the file is absent).
     Examples whose entry no longer exists are skipped when the index is built."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}
     except FileNotFoundError:
         return ()
     return tuple(Example(str(e["q"]), e.get("entry") or None, str(e.get("batch", "")))
