@@ -50,8 +50,9 @@ def _number(text: str) -> float | None:
     return float(value)
 
 
-def quantities(text: str) -> list[tuple[str, float, str]]:
-    """(kind, value, bound) for each quantity; bound is "=", ">=" (以上) or "<=" (不超过)."""
+def quantities(text: str, determiners: bool = True) -> list[tuple[str, float, str]]:
+    """(kind, value, bound) for each quantity; bound is "=", ">=" (以上) or "<=" (不超过).
+    `determiners=False` leaves out "一个"/"每家" (一个市), which name no figure."""
     out = []
     days = []
     for m in _DAY.finditer(text):
@@ -64,6 +65,8 @@ def quantities(text: str) -> list[tuple[str, float, str]]:
     for m in _QUANTITY.finditer(text):
         if any(a <= m.start() < b for a, b in days):
             continue  # the month of a calendar day
+        if not determiners and _DETERMINER.match(m.group(0)):
+            continue
         value = _number(m.group(2))
         if value is None:
             continue
@@ -106,8 +109,7 @@ def negative_lead(question: str, answer: str) -> str | None:
         return word or "不是。"
     asked = quantities(question)
     if len(asked) > 1:  # "一个市能推荐3个项目吗": the 3 is the figure asked about
-        figures = [a for a, m in zip(asked, _QUANTITY.finditer(question), strict=False) if not _DETERMINER.match(m.group(0))]
-        asked = figures or asked
+        asked = quantities(question, determiners=False) or asked
     if not asked:
         return None
     stated = quantities(answer)
