@@ -48,16 +48,18 @@ _NOISE = re.compile(r"[\s?!.,;:()\-~]+")
 _BARE_NUMBER = re.compile(r"^\s*(?:[0-9]{1,3}|[一二三四五六七八九十])\s*[.、)）]?\s*$")
 
 
+def _beside_kb(kb: KnowledgeBase, name: str) -> Path:
+    """A fitted file beside the knowledge base's YAML (a staff copy), else the embedded one."""
+    own = kb.source_dir / name
+    return own if own.exists() else DATA_DIR / name
+
+
 def examples_path(kb: KnowledgeBase) -> Path:
-    """examples.yaml beside the knowledge base's YAML, else the embedded one."""
-    own = kb.source_dir / "examples.yaml"
-    return own if own.exists() else DATA_DIR / "examples.yaml"
+    return _beside_kb(kb, "examples.yaml")
 
 
 def classifier_path(kb: KnowledgeBase) -> Path:
-    """classifier.npz beside the knowledge base's YAML, else the embedded one."""
-    own = kb.source_dir / CLASSIFIER_FILE
-    return own if own.exists() else DATA_DIR / CLASSIFIER_FILE
+    return _beside_kb(kb, CLASSIFIER_FILE)
 
 
 def _own_questions(question: str) -> list[str]:
@@ -201,7 +203,7 @@ class Engine:
         vague = self._vague(analysis)
         if vague is not None:
             return vague
-        return self._compose(analysis.decision, today, normal)
+        return self._compose(analysis.decision, today, normal, analysis.tokens)
 
     def _vague(self, analysis: Analysis) -> Reply | None:
         """A message that is one word many entries use ("单位", "材料") names no subject: whatever
@@ -216,7 +218,7 @@ class Engine:
             return None
         return compose.ambiguous_reply(self.kb, options, analysis.decision.confidence)
 
-    def _compose(self, decision: Decision, today: date, question: str = "") -> Reply:
+    def _compose(self, decision: Decision, today: date, question: str = "", tokens: tuple[str, ...] = ()) -> Reply:
         kb, policy = self.kb, self.policy
         entries = kb.entries
         if decision.action is Action.ANSWER:
@@ -236,7 +238,7 @@ class Engine:
             if not any(e.covered for e in tied):
                 # Every candidate is something the notice is silent on: say so, precisely.
                 return compose.entry_reply(kb, tied[0], today, decision.confidence)
-            if question and all(t not in self.index.weights for t in self.index.tokens(question)):
+            if tokens and all(t not in self.index.weights for t in tokens):
                 # Not one word the knowledge base knows: a menu of guesses would not help.
                 return compose.unknown_reply(kb, decision.confidence)
             checked = compose.contradicted(kb, tied, question, today) if question else None
