@@ -27,8 +27,8 @@ from knowledge.staff import stats
 from knowledge.staff.unanswered import Asked, Group
 from knowledge.storage.store import Store
 
-AMBIGUOUS = "申报材料由谁签收"   # not answered today; several entries come close (submit_to, form_opinions …)
-UNKNOWN = "项目由哪个会审查"   # today: not answered, no entry; the best guess is approval_who
+AMBIGUOUS = "材料寄到以后谁确认"   # not answered today: 您是想问 (approval_process, submit_to)
+UNKNOWN = "那个会谁主持"   # today: not answered, no entry
 
 
 @pytest.fixture
@@ -278,20 +278,22 @@ def test_review_in_the_terminal(data_dir, tmp_path):
     env.pop("DATABASE_PATH", None)
     root = Path(__file__).resolve().parent.parent
     # Group 1: accept the first suggestion; 2: not covered, with a one-line answer, confirmed; 3: ignore.
+    first = card_for(Assistant.load(":memory:", data_dir), UNKNOWN).suggestions[0].entry_id
+    title = load_knowledge(data_dir).entries[first].question
     answers = "1\nn\n通知没有提到培训安排。\ny\ni\n"
     proc = subprocess.run([sys.executable, "-m", "bot", "--data-dir", str(data_dir), "unanswered", "--review"],
                           input=answers, capture_output=True, text=True, encoding="utf-8", cwd=root, env=env,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "第 1 组（3 次：未能回答 3）：" + UNKNOWN in proc.stdout
-    assert "已归入「试点项目由谁审定？」，今后类似提问将直接回答（当前匹配度" in proc.stdout
+    assert f"已归入「{title}」，今后类似提问将直接回答（当前匹配度" in proc.stdout
     assert "预览：用户问“省里会不会组织培训”时将看到" in proc.stdout and "本次保存 3 项" in proc.stdout
     saved = records.read(data_dir)
     assert [c.kind for c in saved] == ["phrasings", "not_covered", "ignored"]
-    assert saved[0].entry == "approval_who"
+    assert saved[0].entry == first
     assert saved[0].by == Store(":memory:", "salt").user_hash(f"shell:{getpass.getuser()}")
     after = Assistant.load(":memory:", data_dir)
-    assert after.answer(UNKNOWN).faq_id == "approval_who"
+    assert after.answer(UNKNOWN).faq_id == first
     assert after.answer("省里会不会组织培训").text.startswith("通知没有提到培训安排。")
     # Nothing left to review; end of input part-way is a clean stop.
     again = subprocess.run([sys.executable, "-m", "bot", "--data-dir", str(data_dir), "unanswered", "--review"],

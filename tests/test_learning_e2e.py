@@ -28,8 +28,8 @@ STAFF = 8001
 USER_A = 8002
 USER_B = 8003
 INTRUDER = 8004
-QUESTION = "材料由谁来审"        # not answered today; the engine's best guess is approval_who
-ENTRY = "approval_who"
+QUESTION = "那个会谁主持"        # not answered today; the engine's first suggestion is contact_person
+ENTRY = "contact_person"
 NOT_SAID = "申报后有培训吗"   # for 通知未涉及
 
 

@@ -8,10 +8,19 @@ the embedding tell entries apart. Its weights are data, written by
 `python scripts/eval_engine.py --fit` into `knowledge/data/classifier.npz`,
 never edited by hand. An entry added since the last fit simply gets no
 probability from it; the lexical and cosine signals still find it.
+
+Beside it sits a character n-gram classifier over the question's text (TF-IDF of
+single characters and pairs, one-vs-rest logistic): it sees the exact words, where
+the embedding sees meaning, and their product is a better ranking than either
+(validation top-1 0.924 against 0.892 and 0.906 alone). It is stored in the same
+file and mixed in log space with a weight chosen on validation.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,22 +31,67 @@ CLASSIFIER_FILE = "classifier.npz"
 NONE = "__none__"
 
 
+_SPACES = re.compile(r"\s\s+")
+
+
+def char_ngrams(text: str, low: int, high: int) -> list[str]:
+    """The n-grams scikit-learn's TfidfVectorizer(analyzer="char") takes: lower case, runs of
+    white space made one space, every n from `low` to `high`."""
+    text = _SPACES.sub(" ", text.lower())
+    return [text[i:i + n] for n in range(low, high + 1) for i in range(len(text) - n + 1)]
+
+
+@dataclass(frozen=True)
+class NgramClassifier:
+    """One-vs-rest logistic regression over sublinear, L2-normalised TF-IDF character n-grams;
+    its classes are its EntryClassifier's, in the same order."""
+
+    vocabulary: dict[str, int]
+    idf: np.ndarray           # (V,)
+    weights: np.ndarray       # (V, len(classes)): one row per n-gram, gathered per question
+    bias: np.ndarray          # (len(classes),)
+    low: int = 1
+    high: int = 2
+
+    def probabilities(self, text: str) -> np.ndarray:
+        counts = Counter(g for g in char_ngrams(text, self.low, self.high) if g in self.vocabulary)
+        if counts:
+            idx = np.fromiter((self.vocabulary[g] for g in counts), np.int64, len(counts))
+            tf = np.fromiter((1.0 + math.log(c) for c in counts.values()), np.float64, len(counts))
+            x = tf * self.idf[idx]
+            x /= np.linalg.norm(x)
+            z = x @ self.weights[idx].astype(np.float64) + self.bias
+        else:
+            z = self.bias.astype(np.float64)
+        p = 1.0 / (1.0 + np.exp(-z))  # scikit-learn's one-vs-rest probabilities: sigmoids, normalised
+        return p / p.sum()
+
+
 @dataclass(frozen=True)
 class EntryClassifier:
     classes: tuple[str, ...]  # entry ids, and NONE
     weights: np.ndarray       # (len(classes), dim)
     bias: np.ndarray          # (len(classes),)
     model: str = ""           # the embedder's name: vectors of another model mean nothing here
+    ngrams: NgramClassifier | None = None
+    mix: float = 1.0          # weight of the embedding classifier's log-probability; the rest is the n-grams'
 
-    def probabilities(self, vector: np.ndarray) -> np.ndarray:
-        """Softmax over `classes` for one L2-normalised question vector."""
+    def probabilities(self, vector: np.ndarray, text: str | None = None) -> np.ndarray:
+        """Softmax over `classes` for one L2-normalised question vector; with the question's
+        (model) text, mixed with the n-gram classifier's probabilities."""
         z = self.weights @ vector + self.bias
         z = np.exp(z - z.max())
-        return z / z.sum()
+        p = z / z.sum()
+        if self.ngrams is None or text is None or self.mix >= 1.0:
+            return p
+        log = self.mix * np.log(p + 1e-9) + (1.0 - self.mix) * np.log(self.ngrams.probabilities(text) + 1e-9)
+        q = np.exp(log - log.max())
+        return q / q.sum()
 
-    def aligned(self, vector: np.ndarray, position: dict[str, int], n: int) -> tuple[np.ndarray, float]:
+    def aligned(self, vector: np.ndarray, position: dict[str, int], n: int,
+                text: str | None = None) -> tuple[np.ndarray, float]:
         """(probability per entry in `position` order, probability that the notice is silent)."""
-        p = self.probabilities(vector)
+        p = self.probabilities(vector, text)
         out = np.zeros(n, np.float32)
         none = 0.0
         for cls, value in zip(self.classes, p, strict=True):
@@ -49,16 +103,34 @@ class EntryClassifier:
         return out, none
 
     def save(self, path: str | Path) -> None:
+        extra = {}
+        if self.ngrams is not None:
+            g = self.ngrams
+            grams = sorted(g.vocabulary, key=g.vocabulary.get)
+            extra = {"ngram_vocabulary": np.asarray(grams, dtype=str), "ngram_idf": g.idf.astype(np.float32),
+                     "ngram_weights": g.weights.astype(np.float16), "ngram_bias": g.bias.astype(np.float32),
+                     "ngram_range": np.asarray([g.low, g.high]), "mix": np.asarray(self.mix)}
         np.savez_compressed(path, classes=np.asarray(self.classes, dtype=str), weights=self.weights.astype(np.float32),
-                            bias=self.bias.astype(np.float32), model=np.asarray(self.model))
+                            bias=self.bias.astype(np.float32), model=np.asarray(self.model), **extra)
 
 
 def load_classifier(path: str | Path, model: str, dim: int) -> EntryClassifier | None:
     """The fitted classifier, or None when the file is absent or was fitted for another model."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            clf = EntryClassifier(tuple(str(c) for c in data["classes"]), data["weights"].astype(np.float32),
-                                  data["bias"].astype(np.float32), str(data["model"]))
+            classes = tuple(str(c) for c in data["classes"])
+            ngrams, mix = None, 1.0
+            if "ngram_weights" in data.files:
+                low, high = (int(v) for v in data["ngram_range"])
+                vocabulary = {str(g): i for i, g in enumerate(data["ngram_vocabulary"])}
+                ngrams = NgramClassifier(vocabulary, data["ngram_idf"].astype(np.float64),
+                                         data["ngram_weights"].astype(np.float32),
+                                         data["ngram_bias"].astype(np.float64), low, high)
+                mix = float(data["mix"])
+                if ngrams.weights.shape != (len(vocabulary), len(classes)):
+                    ngrams, mix = None, 1.0
+            clf = EntryClassifier(classes, data["weights"].astype(np.float32), data["bias"].astype(np.float32),
+                                  str(data["model"]), ngrams, mix)
     except (OSError, KeyError, ValueError):
         return None
     if clf.model != model or clf.weights.shape != (len(clf.classes), dim):

@@ -166,7 +166,8 @@ class Engine:
         sem = self.semantic
         position = sem.position
         correct = self.index.typos.correct
-        whole = sem.cosines(sem.embed_question(correct(normal)), exclude_batch)
+        model_text = correct(normal)
+        whole = sem.cosines(sem.embed_question(model_text), exclude_batch, model_text)
         cos = Signal(whole.phrasing, position)
         focus_cos = cos
         if focus_text != normal:

@@ -121,7 +121,9 @@ class SemanticIndex:
         while len(self._questions) > QUESTION_MEMORY:
             self._questions.popitem(last=False)
 
-    def cosines(self, vector: np.ndarray, exclude_batch: str | None = None) -> Semantic:
+    def cosines(self, vector: np.ndarray, exclude_batch: str | None = None, text: str | None = None) -> Semantic:
+        """Every signal for one question vector; `text` (the model text the vector was embedded
+        from) lets the classifier add its character n-grams."""
         n = len(self.entry_ids)
         if not n:
             empty = np.zeros(0, np.float32)
@@ -145,7 +147,7 @@ class SemanticIndex:
         clf, clf_none = None, 0.0
         classifier = self.fold_classifiers.get(exclude_batch or "", self.classifier)
         if classifier is not None:
-            clf, clf_none = classifier.aligned(vector, self.position, n)
+            clf, clf_none = classifier.aligned(vector, self.position, n, text)
         return Semantic(best, self._answers @ vector, example, knn, none, clf, clf_none)
 
     def top(self, semantic: Semantic, k: int) -> list[str]:
