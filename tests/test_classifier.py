@@ -7,6 +7,7 @@ from knowledge.answering.classifier import (
     EntryClassifier,
     NgramClassifier,
     char_ngrams,
+    classifier_status,
     load_classifier,
 )
 from knowledge.answering.engine import classifier_path
@@ -77,3 +78,10 @@ def test_the_shipped_classifier_has_both_parts():
     assert clf is not None and clf.ngrams is not None
     assert 0.0 < clf.mix < 1.0  # the fit found the mix better than either alone
     assert set(clf.classes) - {"__none__"} <= set(kb.entries)
+
+
+def test_kb_check_says_which_parts_are_in_use():
+    assert classifier_status(_tiny(0.4), ["a", "b"]) == "已加载（语义向量与字符 n-gram 两部分，语义权重 0.4），覆盖全部 2 个条目"
+    line = classifier_status(_tiny(1.0), ["a", "b", "c"])
+    assert line.startswith("已加载（仅语义向量部分）；1 个条目是训练后新增的（c）")
+    assert classifier_status(None, ["a"]).startswith("未使用")

@@ -12,7 +12,7 @@ probability from it; the lexical and cosine signals still find it.
 Beside it sits a character n-gram classifier over the question's text (TF-IDF of
 single characters and pairs, one-vs-rest logistic): it sees the exact words, where
 the embedding sees meaning, and their product is a better ranking than either
-(validation top-1 0.924 against 0.892 and 0.906 alone). It is stored in the same
+(validation top-1 0.949 against 0.925 for the embedding alone, in the last fit). It is stored in the same
 file and mixed in log space with a weight chosen on validation.
 """
 
@@ -144,8 +144,10 @@ def classifier_status(classifier: EntryClassifier | None, entry_ids: list[str]) 
         return "未使用（缺少 classifier.npz 或与语义模型不符），其余信号照常工作"
     known = set(classifier.classes)
     missing = [e for e in entry_ids if e not in known]
+    loaded = "已加载" + (f"（语义向量与字符 n-gram 两部分，语义权重 {classifier.mix:g}）"
+                         if classifier.ngrams is not None and classifier.mix < 1.0 else "（仅语义向量部分）")
     if not missing:
-        return f"已加载，覆盖全部 {len(entry_ids)} 个条目"
+        return f"{loaded}，覆盖全部 {len(entry_ids)} 个条目"
     shown = "、".join(missing[:5]) + ("……" if len(missing) > 5 else "")
-    return (f"已加载；{len(missing)} 个条目是训练后新增的（{shown}），它们只靠词语和语义匹配，"
+    return (f"{loaded}；{len(missing)} 个条目是训练后新增的（{shown}），它们只靠词语和语义匹配，"
             "请开发人员运行 scripts/eval_engine.py --fit 重新训练")
