@@ -66,7 +66,7 @@ MIXES = (0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
 TODAY = date(2026, 12, 2)  # answers are judged on content; the clock only changes the deadline status
 DEV_SET = ROOT.parent / "shared" / "eval" / "dev.yaml"
 # A wrong answer costs this many right ones when floors are chosen: worse than a refusal.
-WRONG_COST = 4.0
+WRONG_COST = 5.0
 PART_FLOORS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 ANSWER_FLOORS = [round(float(x), 3) for x in np.arange(0.60, 0.951, 0.025)]
 TIE_MARGINS = [0.0, 0.03, 0.06]  # 0: never ask
