@@ -71,6 +71,9 @@ class PinyinCorrector:
 
     def correct(self, text: str) -> str:
         text = self._letters(text)
+        if self._chars.issuperset(text):
+            return text  # only the knowledge base's characters (its own phrasings): nothing to correct
+        foreign = [c not in self._chars for c in text]
         out, i = [], 0
         while i < len(text):
             found = None
@@ -81,7 +84,7 @@ class PinyinCorrector:
                 if window in self._known:
                     found = window  # a real word: keep it whole, never "correct" inside it
                     break
-                if all(c in self._chars for c in window):
+                if not any(foreign[i:i + size]):
                     continue
                 sound = self._sound(window)
                 if sound is None:
