@@ -75,7 +75,7 @@ class SemanticIndex:
             answers.append(normalise(entry.answer))
         self._owners = np.asarray(owners, dtype=np.int64)
         # Rows are grouped by entry, so a per-entry maximum is one reduceat.
-        self._starts = np.flatnonzero(np.r_[True, self._owners[1:] != self._owners[:-1]]) if owners else np.zeros(0, int)
+        self._starts = _group_starts(self._owners)
         self._phrasings = cache.passages(texts) if texts else np.zeros((0, self.embedder.dim), np.float32)
         self._answers = cache.passages(answers) if answers else np.zeros((0, self.embedder.dim), np.float32)
         examples = tuple(e for e in examples if e.entry_id is None or e.entry_id in self.position)
@@ -88,9 +88,8 @@ class SemanticIndex:
         owned = self._example_owner >= 0
         self._silent_examples = int((~owned).sum())
         covered_owner = self._example_owner[owned]
-        self._example_starts = np.flatnonzero(np.r_[True, covered_owner[1:] != covered_owner[:-1]]) \
-            if len(covered_owner) else np.zeros(0, int)
-        self._example_groups = covered_owner[self._example_starts] if len(covered_owner) else np.zeros(0, int)
+        self._example_starts = _group_starts(covered_owner)
+        self._example_groups = covered_owner[self._example_starts]
         # Examples are questions, so they are embedded as queries, like the question asked.
         self._examples = (cache.queries([normalise(e.text) for e in examples]) if examples
                           else np.zeros((0, self.embedder.dim), np.float32))
@@ -153,6 +152,13 @@ class SemanticIndex:
     def top(self, semantic: Semantic, k: int) -> list[str]:
         order = np.argsort(-semantic.phrasing)[:k]
         return [self.entry_ids[i] for i in order]
+
+
+def _group_starts(owners: np.ndarray) -> np.ndarray:
+    """Where each run of equal owners begins, for np.maximum.reduceat over rows grouped by owner."""
+    if not len(owners):
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
 
 
 def load_examples(path: Path) -> tuple[Example, ...]:
