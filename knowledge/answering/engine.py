@@ -171,7 +171,8 @@ class Engine:
         cos = Signal(whole.phrasing, position)
         focus_cos = cos
         if focus_text != normal:
-            focus_cos = Signal(sem.cosines(sem.embed_question(correct(focus_text)), exclude_batch).phrasing, position)
+            # The focus only adds its phrasing cosines: examples and classifier are the whole message's.
+            focus_cos = Signal(sem.phrasing_cosines(sem.embed_question(correct(focus_text))), position)
         clf = Signal(whole.clf, position) if whole.clf is not None else None
         return SemanticSignals(sem.entry_ids, cos, Signal(whole.answer, position), focus_cos,
                                Signal(whole.example, position, positive_only=True),

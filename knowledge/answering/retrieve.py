@@ -120,6 +120,12 @@ class SemanticIndex:
         while len(self._questions) > QUESTION_MEMORY:
             self._questions.popitem(last=False)
 
+    def phrasing_cosines(self, vector: np.ndarray) -> np.ndarray:
+        """Per entry, the best cosine over its question and phrasings (all a focus needs)."""
+        if not len(self.entry_ids):
+            return np.zeros(0, np.float32)
+        return np.maximum.reduceat(self._phrasings @ vector, self._starts)
+
     def cosines(self, vector: np.ndarray, exclude_batch: str | None = None, text: str | None = None) -> Semantic:
         """Every signal for one question vector; `text` (the model text the vector was embedded
         from) lets the classifier add its character n-grams."""
@@ -127,8 +133,7 @@ class SemanticIndex:
         if not n:
             empty = np.zeros(0, np.float32)
             return Semantic(empty, empty, empty, empty)
-        per_row = self._phrasings @ vector
-        best = np.maximum.reduceat(per_row, self._starts)
+        best = self.phrasing_cosines(vector)
         example, knn, none = np.zeros(n, np.float32), np.zeros(n, np.float32), 0.0
         if len(self._examples):
             sims = self._examples @ vector
