@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import sqlite_utils
@@ -10,10 +12,11 @@ import yaml
 from knowledge.answering import embedding
 from knowledge.answering import vectors as vectors_module
 from knowledge.answering.decide import CONFIDENCE_FEATURES, FEATURES, POLICY_PATH, load_policy
-from knowledge.answering.engine import Engine
+from knowledge.answering.engine import Engine, examples_path
 from knowledge.answering.index import Index
 from knowledge.answering.parts import focus, question_parts
 from knowledge.answering.premise import claim_lead, flipped_conclusion, negative_lead, reassuring_lead
+from knowledge.answering.retrieve import load_examples
 from knowledge.answering.typos import PinyinCorrector
 from knowledge.answering.vectors import VectorCache
 from knowledge.assistant import Assistant
@@ -208,6 +211,29 @@ def test_a_message_its_focus_and_its_parts_are_embedded_in_one_call(kb, tmp_path
     assert embedder.calls == before + 1
     engine.reply("我们是区博物馆，截止时间和联系电话分别是什么？", AFTER_DEADLINE)
     assert embedder.calls == before + 1  # asked again: nothing embedded again
+
+
+def test_a_held_out_batch_is_answered_as_unseen(assistant, monkeypatch):
+    """The fit chooses floors on train questions answered as if unseen: their own batch's
+    labelled examples hidden, on every path of the reply (the whole message and each part)."""
+    engine = assistant.engine
+    examples = load_examples(examples_path(engine.kb))
+    counts = Counter(engine.index.normalise(e.text) for e in examples)
+    example = next(e for e in examples if e.entry_id and counts[engine.index.normalise(e.text)] == 1)
+    column = FEATURES.index("ex_cos")
+
+    def closest_example(exclude_batch):
+        _, _, rows = engine.features(example.text, exclude_batch)
+        return max(row[column] for row in rows)
+
+    assert closest_example(None) > 0.999  # the question itself
+    assert closest_example(example.batch) < closest_example(None)
+    seen = []
+    features = engine._features
+    monkeypatch.setattr(engine, "_features", lambda normal, exclude_batch=None: (
+        seen.append(exclude_batch), features(normal, exclude_batch))[1])
+    engine.reply("截止时间是哪天？联系电话是多少？", AFTER_DEADLINE, exclude_batch=example.batch)
+    assert len(seen) >= 3 and set(seen) == {example.batch}
 
 
 # -- replies -----------------------------------------------------------------------------------

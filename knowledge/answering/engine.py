@@ -114,8 +114,8 @@ class Engine:
         """Candidates for one question, each with its features and probability, and the decision."""
         return self._analyse(self.index.normalise(text))
 
-    def _analyse(self, normal: str) -> Analysis:
-        tokens, entry_ids, rows = self._features(normal)
+    def _analyse(self, normal: str, exclude_batch: str | None = None) -> Analysis:
+        tokens, entry_ids, rows = self._features(normal, exclude_batch)
         model = self.policy.model
         candidates = [Candidate(e, row, model.probability(row)) for e, row in zip(entry_ids, rows, strict=True)]
         owners = self._exact.get(_squash(normal), set())
@@ -180,8 +180,10 @@ class Engine:
 
     # -- the reply ---------------------------------------------------------------
 
-    def reply(self, text: str, today: date) -> Reply:
-        """Any user text -> Reply. Never raises on input."""
+    def reply(self, text: str, today: date, *, exclude_batch: str | None = None) -> Reply:
+        """Any user text -> Reply. Never raises on input. `exclude_batch` (evaluation only)
+        answers as if that corpus batch had never been seen: its labelled examples hidden, the
+        classifier fitted without it (when `semantic.fold_classifiers` has one)."""
         text = sanitise(text or "")[:MAX_QUESTION_CHARS]
         intent = self.smalltalk.detect(text)
         if intent is not None:
@@ -196,10 +198,10 @@ class Engine:
             if len(parts) > 1:  # only then is each part analysed on its own
                 texts += [t for part in parts for t in (part, focus(part))]
             self.semantic.prime([self.index.typos.correct(t) for t in texts])
-        analysis = self._analyse(normal)
+        analysis = self._analyse(normal, exclude_batch)
         if not analysis.tokens:
             return compose.empty_reply()
-        multi = self._multi_part(normal, parts, analysis, today)
+        multi = self._multi_part(normal, parts, analysis, today, exclude_batch)
         if multi is not None:
             return multi
         vague = self._vague(analysis)
@@ -252,7 +254,8 @@ class Engine:
                        if c.probability >= policy.suggest_floor and entries[c.entry_id].covered]
         return compose.unknown_reply(kb, decision.confidence, suggestions)
 
-    def _multi_part(self, normal: str, parts: list[str], whole: Analysis, today: date) -> Reply | None:
+    def _multi_part(self, normal: str, parts: list[str], whole: Analysis, today: date,
+                    exclude_batch: str | None = None) -> Reply | None:
         """Answer each part of "截止时间和联系电话" (`normal`: the normalised message) when every
         part is a question that is answered with confidence, the parts are about different
         entries, and no single entry answers the whole message better."""
@@ -260,7 +263,7 @@ class Engine:
             return None
         found: list[Decision] = []
         for part in parts:
-            decision = self._analyse(part).decision
+            decision = self._analyse(part, exclude_batch).decision
             # A part is short and has little to go on, so it needs less than a whole
             # message; but one part we cannot answer at all means we answer the whole.
             if decision.best is None or decision.confidence < self.policy.part_floor:
