@@ -2,8 +2,9 @@
 
     python scripts/eval_engine.py              # figures on the test split (+ the dev set)
     python scripts/eval_engine.py --split validation
-    python scripts/eval_engine.py --fit        # fit weights on train, floors on validation,
-                                               # write knowledge/data/policy.yaml, print validation
+    python scripts/eval_engine.py --fit        # fit weights on train; floors on validation plus
+                                               # train answered out of fold; write
+                                               # knowledge/data/policy.yaml, print both
     python scripts/eval_engine.py --lexical    # the engine without the semantic model
 
 Figures: accuracy; wrong-answer rate (in-scope questions answered wrongly,
@@ -95,17 +96,22 @@ def passing_entries(engine: Engine, item: Item, entry_ids) -> list[str]:
 
 
 class CachedFeatures:
-    """Memoise Engine.features: floors and weights change, the features do not."""
+    """Memoise the engine's feature extraction (the path both `features` and `reply` take):
+    floors and weights change from one trial to the next, the features do not."""
 
     def __init__(self, engine: Engine) -> None:
-        self._features = engine.features
+        self._features = engine._features
         self._memo: dict[tuple, tuple] = {}
-        engine.features = self  # type: ignore[method-assign]
+        engine._features = self  # type: ignore[method-assign]
+        if engine.semantic is not None:
+            # reply() still embeds each message before it asks for features: keep every vector,
+            # or thousands of questions push each other out and every trial embeds them all again.
+            engine.semantic.question_memory = 10**6
 
-    def __call__(self, text: str, exclude_batch: str | None = None):
-        key = (text, exclude_batch)
+    def __call__(self, normal: str, exclude_batch: str | None = None):
+        key = (normal, exclude_batch)
         if key not in self._memo:
-            self._memo[key] = self._features(text, exclude_batch)
+            self._memo[key] = self._features(normal, exclude_batch)
         return self._memo[key]
 
 
@@ -306,23 +312,44 @@ def confidence_rows(ranker: Model, qs: list[Question]) -> tuple[np.ndarray, np.n
     return np.asarray(X, float), np.asarray(y, int)
 
 
-def fit_policy_models(qs: list[Question], trees: bool) -> tuple[Model, Model | TreeModel]:
+Models = tuple[Model, Model | TreeModel]  # a ranker and a confidence model
+
+
+def fit_policy_models(qs: list[Question], trees: bool) -> tuple[Models, dict[str, Models]]:
     """The ranker on all of train; the confidence model (linear, or trees) on out-of-fold
-    rankings (one batch held out at a time), so it learns how sure an unseen ranking deserves to be."""
+    rankings (one batch held out at a time), so it learns how sure an unseen ranking deserves
+    to be. Also, for each train batch, the pair fitted without it: with those, the floors are
+    chosen on train questions answered as unseen ones, not on validation's three batches alone."""
     batches = sorted({q.item.batch for q in qs})
-    X, y = [], []
-    for held in batches:
-        ranker = fit_ranker([q for q in qs if q.item.batch != held])
-        Xb, yb = confidence_rows(ranker, [q for q in qs if q.item.batch == held])
-        X.append(Xb)
-        y.append(yb)
     fitter = fit_trees if trees else fit_model
-    confidence = fitter(np.vstack(X), np.concatenate(y), CONFIDENCE_FEATURES)
-    return fit_ranker(qs), confidence
+    rankers, X, y = {}, {}, {}
+    for held in batches:
+        rankers[held] = fit_ranker([q for q in qs if q.item.batch != held])
+        X[held], y[held] = confidence_rows(rankers[held], [q for q in qs if q.item.batch == held])
+    confidence = fitter(np.vstack(list(X.values())), np.concatenate(list(y.values())), CONFIDENCE_FEATURES)
+    folds = {}
+    for held in batches:
+        others = [b for b in batches if b != held]
+        folds[held] = (rankers[held], fitter(np.vstack([X[b] for b in others]),
+                                             np.concatenate([y[b] for b in others]), CONFIDENCE_FEATURES))
+    return (fit_ranker(qs), confidence), folds
 
 
 def evaluate(engine: Engine, items: list[Item]) -> Figures:
     return measure(items, lambda q: engine.reply(q, TODAY))
+
+
+def evaluate_out_of_fold(engine: Engine, policy: Policy, folds: dict[str, Models], items: list[Item]) -> Figures:
+    """Each item answered as an unseen question: a train item by the models (and the labelled
+    examples and classifier) fitted without its batch, any other item by `policy` itself."""
+    policies = {b: replace(policy, model=r, confidence=c) for b, (r, c) in folds.items()}
+    figures = Figures()
+    for item in items:
+        held = item.batch if item.batch in policies else None
+        engine.policy = policies[held] if held else policy
+        figures.add(item, engine.reply(item.q, TODAY, exclude_batch=held))
+    engine.policy = policy
+    return figures
 
 
 def _objective(fig: Figures) -> float:
@@ -330,21 +357,25 @@ def _objective(fig: Figures) -> float:
     return fig.correct - WRONG_COST * wrong
 
 
-def choose_floors(engine: Engine, ranker: Model, confidence: Model | TreeModel, items: list[Item]) -> tuple[Policy, Figures]:
-    """Grid search on validation: first the answer and tie floors (parts off), then the part floor."""
+def choose_floors(engine: Engine, models: Models, folds: dict[str, Models], items: list[Item]
+                  ) -> tuple[Policy, Figures]:
+    """Grid search on `items` (validation, and train answered out of fold): first the answer
+    and tie floors (parts off), then the part floor. Three validation batches alone flatter
+    whatever floors suit them (wrong answers 1.6% there, 5.5% on the next test)."""
+    ranker, confidence = models
     best = None
     for answer in ANSWER_FLOORS:
         for margin in TIE_MARGINS:
             for tie in TIE_FLOORS if margin else [1.0]:
-                engine.policy = Policy(ranker, confidence, answer, tie, margin, SUGGEST_FLOOR, 1.0)
-                fig = evaluate(engine, items)
+                policy = Policy(ranker, confidence, answer, tie, margin, SUGGEST_FLOOR, 1.0)
+                fig = evaluate_out_of_fold(engine, policy, folds, items)
                 if best is None or _objective(fig) > best[0]:
-                    best = (_objective(fig), engine.policy, fig)
+                    best = (_objective(fig), policy, fig)
     for part in PART_FLOORS:
-        engine.policy = replace(best[1], part_floor=part)
-        fig = evaluate(engine, items)
+        policy = replace(best[1], part_floor=part)
+        fig = evaluate_out_of_fold(engine, policy, folds, items)
         if _objective(fig) > best[0]:
-            best = (_objective(fig), engine.policy, fig)
+            best = (_objective(fig), policy, fig)
     engine.policy = best[1]
     return best[1], best[2]
 
@@ -376,40 +407,51 @@ def fit(index_path: Path, kinds: tuple[str, ...] = ("linear", "trees")) -> None:
     n = write_examples(build_engine(True, index_path, neutral_policy()), train)
     print(f"wrote {EXAMPLES_PATH.relative_to(ROOT)}: {n} labelled examples")
     started = time.perf_counter()
-    classifier, folds = fit_classifiers(build_engine(True, index_path, neutral_policy()), train, validation)
+    classifier, classifier_folds = fit_classifiers(build_engine(True, index_path, neutral_policy()), train, validation)
     classifier.save(CLASSIFIER_PATH)
     print(f"wrote {CLASSIFIER_PATH.relative_to(ROOT)}: {len(classifier.classes)} classes, "
-          f"{len(folds)} out-of-fold copies for training ({time.perf_counter() - started:.0f} s)")
+          f"{len(classifier_folds)} out-of-fold copies for training ({time.perf_counter() - started:.0f} s)")
     doc = {}
     for name, semantic in (("hybrid", True), ("lexical", False)):
         engine = build_engine(semantic, index_path, neutral_policy())
         if engine.semantic is not None:
-            engine.semantic.fold_classifiers = folds
+            engine.semantic.fold_classifiers = classifier_folds
         CachedFeatures(engine)
         started = time.perf_counter()
         qs = questions(engine, train)
+        print(f"  [{name}] features of {len(qs)} train questions, out of fold ({time.perf_counter() - started:.0f} s)")
         best = None
         # The fallback without the model stays linear: it is rarely used, and fitting is slow.
         for kind in kinds if semantic else ("linear",):
-            ranker, confidence = fit_policy_models(qs, trees=kind == "trees")
-            policy, fig = choose_floors(engine, ranker, confidence, validation)
-            print(f"  [{name}] {kind} confidence model: validation accuracy {fig.accuracy:.3f}, "
+            step = time.perf_counter()
+            models, folds = fit_policy_models(qs, trees=kind == "trees")
+            print(f"  [{name}] {kind}: ranker and confidence model, and one pair per train batch "
+                  f"({time.perf_counter() - step:.0f} s)")
+            step = time.perf_counter()
+            policy, fig = choose_floors(engine, models, folds, validation + train)
+            print(f"  [{name}] {kind}: floors ({time.perf_counter() - step:.0f} s)")
+            print(f"  [{name}] {kind} confidence model: validation + out-of-fold train accuracy {fig.accuracy:.3f}, "
                   f"wrong {fig.rate(fig.wrong, fig.in_scope):.3f}, objective {_objective(fig):.0f}")
             if best is None or _objective(fig) > _objective(best[1]):
-                best = (policy, fig, kind)
-        policy, fig, kind = best
-        engine.policy = policy
+                best = (policy, fig, kind, folds)
+        policy, fig, kind, folds = best
+        on_validation = evaluate_out_of_fold(engine, policy, folds, validation)
+        on_train = evaluate_out_of_fold(engine, policy, folds, train)
         policy = replace(policy, fitted={
             "confidence_model": kind,
             "train_questions": len(train), "train_rows": int(sum(len(q.labels) for q in qs)),
             "validation_questions": len(validation),
-            "validation": fig.summary(), "seconds": round(time.perf_counter() - started, 1)})
+            "floors_chosen_on": "validation + train out of fold",
+            "validation": on_validation.summary(), "train_out_of_fold": on_train.summary(),
+            "seconds": round(time.perf_counter() - started, 1)})
         doc[name] = policy_doc(policy)
-        print("\n".join(fig.lines(f"[{name}] validation (floors chosen here)")))
+        print("\n".join(on_validation.lines(f"[{name}] validation")))
+        print("\n".join(on_train.lines(f"[{name}] train, each batch answered by models fitted without it")))
         print(f"  floors: answer {policy.answer_floor}, tie {policy.tie_floor} within {policy.tie_margin}, "
               f"part {policy.part_floor}")
     header = ("# The answering engine's decision policy. Written by `python scripts/eval_engine.py --fit`:\n"
-              "# logistic weights fitted on the corpus's train split, floors chosen on its validation split.\n"
+              "# weights fitted on the corpus's train split; floors chosen on its validation split together\n"
+              "# with the train split answered out of fold (each batch by models fitted without it).\n"
               "# Do not edit by hand; refit after changing the knowledge base or the features.\n")
     POLICY_PATH.write_text(header + yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     print(f"\nwrote {POLICY_PATH.relative_to(ROOT)}")

@@ -2,11 +2,14 @@
 
 The policy is data (`knowledge/data/policy.yaml`), fitted by
 `scripts/eval_engine.py` on the corpus's train split, with its floors chosen
-on the validation split; nobody edits these numbers by hand. A logistic
-model turns each candidate's features into the probability that the entry's
-answer is right for the message; then:
+on the validation split together with the train split answered out of fold;
+nobody edits these numbers by hand. A logistic ranker turns each candidate's
+features into the probability that the entry's answer is right for the
+message, and a confidence model reads the ranking (how sure, how far ahead of
+the second, on what signals) as the probability that the first entry is right;
+then:
 
-- answer the best entry when that probability clears `answer_floor`;
+- answer the best entry when that confidence clears `answer_floor`;
 - ask "您是想问" only on a real tie: two different entries both above
   `tie_floor` and within `tie_margin` of each other;
 - otherwise the notice is taken not to cover the question.

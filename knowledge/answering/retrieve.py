@@ -62,6 +62,7 @@ class SemanticIndex:
         self.classifier = classifier
         # Out-of-fold classifiers (batch -> one fitted without it), set only while a policy is fitted.
         self.fold_classifiers: dict[str, EntryClassifier] = {}
+        self.question_memory = QUESTION_MEMORY  # an evaluation over thousands of questions raises it
         self.embedder: Embedder = cache.embedder
         self.normalise = normalise
         self.entry_ids: list[str] = list(kb.entries)
@@ -117,7 +118,7 @@ class SemanticIndex:
             return
         for key, vector in zip(keys, self.embedder.embed(keys, query=True), strict=True):
             self._questions[key] = vector
-        while len(self._questions) > QUESTION_MEMORY:
+        while len(self._questions) > self.question_memory:
             self._questions.popitem(last=False)
 
     def phrasing_cosines(self, vector: np.ndarray) -> np.ndarray:
