@@ -15,7 +15,13 @@ from knowledge.answering.decide import CONFIDENCE_FEATURES, FEATURES, POLICY_PAT
 from knowledge.answering.engine import Engine, examples_path
 from knowledge.answering.index import Index
 from knowledge.answering.parts import focus, question_parts
-from knowledge.answering.premise import claim_lead, flipped_conclusion, negative_lead, reassuring_lead
+from knowledge.answering.premise import (
+    claim_lead,
+    flipped_conclusion,
+    negative_lead,
+    reassuring_lead,
+    requirement_lead,
+)
 from knowledge.answering.retrieve import load_examples
 from knowledge.answering.typos import PinyinCorrector
 from knowledge.answering.vectors import VectorCache
@@ -82,6 +88,11 @@ def test_a_message_is_split_only_where_each_part_asks(text, parts):
     ("联系电话是87710371吧?", "联系人许钦祥，电话87710317。", "不是。"),
     ("电话是87710317吧?", "联系人许钦祥，电话87710317。", None),
     ("这是第一批试点的通知吧?", "本通知是第二批试点项目申报。", "不是。"),
+    ("这个通知是2017年发的吧?", "通知落款日期为2016年3月15日。", "不是。"),
+    ("这个通知是2016年发的吧?", "通知落款日期为2016年3月15日。", None),
+    ("文号是鄂质监标函(2016)67号吗?", "发文字号为鄂质监标函〔2016〕76号。", "不是。"),
+    ("文号是鄂质监标函〔2016〕76号吧?", "发文字号为鄂质监标函〔2016〕76号。", None),
+    ("我们2012年成立的,能报吗?", "须具有法人资格,三年内未发生严重问题。", None),  # no year to disagree with
 ])
 def test_a_yes_no_question_on_a_wrong_figure_gets_its_no_first(question, answer, lead):
     assert negative_lead(question, answer) == lead
@@ -118,6 +129,20 @@ def test_a_fear_that_a_door_is_shut_is_answered_no_when_the_entry_shows_the_way(
 ])
 def test_a_claim_to_confirm_that_contradicts_the_entry_is_answered_no(question, conclusion, lead):
     assert claim_lead(question, conclusion, conclusion) == lead
+
+
+@pytest.mark.parametrize("question, conclusion, answer, lead", [
+    ("推荐单位收到材料直接转报就行,不用审查,是吗?", "", "推荐单位要严格掌握条件,对承担单位认真审查。", "不是。"),
+    ("申请书里不需要填写近三年有无事故的情况,对吧?", "", "申请书第一部分还要填写“近3年来有无质量、安全、环保事故”。",
+     "不对。"),
+    ("场所设施设备这些不用管吧?", "", "要对条件、场所、设施、设备等制定标准规范。", "不是。"),
+    ("参加单位不用盖章吧?", "", "参加单位可有可无;如有参加单位,需签署意见并签字盖章。", None),  # optional: the claim holds
+    ("不用交纸质材料吧?", "不需要", "只交电子档即可。", None),       # the entry itself says no
+    ("不用审查吧?", "", "须于5月20日前报送。", None),                # the answer does not speak of it
+    ("推荐单位要审查吗?", "", "推荐单位要认真审查。", None),          # nothing waived
+])
+def test_a_claim_that_waives_what_the_answer_requires_is_answered_no(question, conclusion, answer, lead):
+    assert requirement_lead(question, conclusion, answer) == lead
 
 
 def test_a_typo_is_corrected_only_towards_one_near_miss():

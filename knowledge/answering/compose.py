@@ -11,6 +11,7 @@ from knowledge.answering.premise import (
     flipped_conclusion,
     negative_lead,
     reassuring_lead,
+    requirement_lead,
 )
 from knowledge.loader import Entry, KnowledgeBase, Meta
 from knowledge.reply import Button, Outcome, Reply
@@ -74,7 +75,8 @@ def entry_reply(kb: KnowledgeBase, entry: Entry, today: date, confidence: float 
             if flipped and answer.startswith(entry.conclusion):
                 answer = flipped + answer[len(entry.conclusion):]
             lead = (lead or claim_lead(question, entry.conclusion, answer) or excluded_lead(question, answer)
-                    or reassuring_lead(question, entry.conclusion))
+                    or reassuring_lead(question, entry.conclusion)
+                    or requirement_lead(question, entry.conclusion, answer))
         if lead and not answer.startswith(lead.rstrip("。")):
             answer = lead + answer
     if entry.covered:

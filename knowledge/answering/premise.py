@@ -21,6 +21,8 @@ _QUANTITY = re.compile(r"(百分之|第)?" + _NUM + r"\s*(份|套|个|项|家|�
 _DAY = re.compile(r"(\d{1,2}|[一二三四五六七八九十]{1,3})\s*月\s*(\d{1,2}|[一二三四五六七八九十]{1,3})\s*(?:日|号)")
 # "一个市" / "一家单位": a determiner, not a figure, when the question states another one.
 _DETERMINER = re.compile(r"^[一每](?:个|家|项)$")
+# A document number ("鄂质监标函〔2016〕76号", normalised to "(2016)76号"): compared as year * 1000 + number.
+_DOC_NUMBER = re.compile(r"[〔\[(（【]\s*(\d{4})\s*[〕\])）】]\s*(\d{1,4})\s*号")
 # A phone number: a run of 7 or 8 digits.
 _PHONE = re.compile(r"(?<!\d)\d{7,8}(?!\d)")
 _LOWER = re.compile(r"^\s*(?:以上|及以上|或以上)")
@@ -55,6 +57,9 @@ def quantities(text: str, determiners: bool = True) -> list[tuple[str, float, st
     `determiners=False` leaves out "一个"/"每家" (一个市), which name no figure."""
     out = []
     days = []
+    for m in _DOC_NUMBER.finditer(text):
+        days.append((m.start(), m.end()))  # its year and number are no figures of their own
+        out.append(("document", int(m.group(1)) * 1000 + int(m.group(2)), "="))
     for m in _DAY.finditer(text):
         month, day = _number(m.group(1)), _number(m.group(2))
         if month is not None and day is not None and 1 <= month <= 12 and 1 <= day <= 31:
@@ -78,7 +83,7 @@ def quantities(text: str, determiners: bool = True) -> list[tuple[str, float, st
         if kind == "tenths":
             kind, value = "percent", value * 10
         if kind == "years" and value >= 1000:
-            continue  # a calendar year (2016年), not a duration
+            kind = "calendar_year"  # 2016年 is a date, not a duration
         if kind == "month" and not 1 <= value <= 12:
             continue
         after, before = text[m.end():m.end() + 4], text[max(0, m.start() - 4):m.start()]
@@ -204,4 +209,40 @@ def excluded_lead(question: str, answer: str) -> str | None:
         levels = [w for w in _LEVELS if w in m.group(1)]
         if any(w in question for w in levels):
             return "一般不能。" if "一般" in answer[:m.start()] else "不能。"
+    return None
+
+
+# "推荐单位收到材料直接转报就行，不用审查，是吗？" claims that something is not needed. An answer
+# that requires what the claim waives ("要……认真审查") answers it 不是, unless the answer itself
+# leaves it optional ("参加单位可有可无").
+_WAIVES = re.compile(r"不用|不需要|不需|不必|无需|不要求|没必要|用不着")
+_OPTIONAL = re.compile(r"可有可无|不需要|不需|无需|不必|不用|不要求|没有要求|没有规定|没有提到|没有写明|未规定|可以不|"
+                       r"不是必须|非必须|不强制|自愿")
+# Pairs of characters too common in this notice to show that an answer speaks of the waived thing.
+_COMMON = frozenset({"标准", "准化", "试点", "单位", "申报", "项目", "通知", "推荐", "材料", "工作", "就行", "可以",
+                     "什么", "这些", "那些", "一下", "是否", "是不", "不是"})
+_HAN_RUN = re.compile(r"[\u4e00-\u9fff]+")
+
+
+def _pairs(text: str) -> set[str]:
+    return {run[i:i + 2] for run in _HAN_RUN.findall(text) for i in range(len(run) - 1)} - _COMMON
+
+
+def requirement_lead(question: str, conclusion: str, answer: str) -> str | None:
+    """不是。/ 不对。 when a yes/no question claims that something is not needed and the answer
+    speaks of it without making it optional (and without a "no" of its own)."""
+    if not (_YES_NO.search(question) or _CONFIRMING.search(question)):
+        return None
+    if conclusion.startswith("不") or _NEGATED_START.match(answer) or _OPTIONAL.search(answer):
+        return None
+    tail = _CONFIRMING.search(question)
+    body = question[:tail.start()] if tail else question
+    for m in _WAIVES.finditer(body):
+        # What is waived: the few characters after the marker ("不用审查") or, when the
+        # clause ends there, before it ("场所设施设备这些不用管").
+        after = re.split(r"[,.;?!，。；？！]", body[m.end():])[0][:8]
+        before = re.split(r"[,.;?!，。；？！]", body[:m.start()])[-1][-8:]
+        waived = _pairs(after) or _pairs(before)
+        if waived and waived & _pairs(answer):
+            return "不对。" if tail and "对" in tail.group(0) else "不是。"
     return None
