@@ -28,8 +28,19 @@ from knowledge.staff import stats
 from knowledge.staff.unanswered import Asked, Group
 from knowledge.storage.store import Store
 
-AMBIGUOUS = "材料寄到以后谁确认"   # not answered today: 您是想问 (approval_process, submit_to)
+AMBIGUOUS = "材料寄到以后谁确认"   # a question about submitting, for the tests that need no engine
 UNKNOWN = "那个会谁主持"   # today: not answered, no entry
+# Questions near the notice's entries. The tests of accepting one need a question the engine leaves
+# unanswered today, and which wording that is moves with each refit of the policy: they take the
+# first of these that is not answered.
+NEAR_MISSES = ("材料寄到以后谁确认", "材料交过去以后谁来核对", "东西寄过去谁点收", "寄出去以后谁登记")
+
+
+@pytest.fixture(scope="module")
+def near_miss(assistant) -> str:
+    missed = [q for q in NEAR_MISSES if assistant.answer(q).outcome is not Outcome.ANSWERED]
+    assert missed, "every near miss is answered now: add another wording"
+    return missed[0]
 
 
 @pytest.fixture
@@ -62,16 +73,16 @@ def record(**fields) -> dict:
 # -- the three Assistant methods ------------------------------------------------------------------
 
 
-def test_suggest_and_match_score_agree_and_stay_in_range(assistant):
-    ranked = assistant.suggest(AMBIGUOUS, k=3)
+def test_suggest_and_match_score_agree_and_stay_in_range(assistant, near_miss):
+    ranked = assistant.suggest(near_miss, k=3)
     # Best first in the engine's order: by probability, except that entries within SATURATED of the
     # first are ordered by their lexical score (decide.py), so a score may exceed the one before it a little.
-    assert [e for e, _ in ranked] == [c.entry_id for c in assistant.analyse(AMBIGUOUS).candidates[:3]]
+    assert [e for e, _ in ranked] == [c.entry_id for c in assistant.analyse(near_miss).candidates[:3]]
     assert len(ranked) == 3 and all(0.0 <= s <= 1.0 for _, s in ranked)
     assert all(later <= first + SATURATED for (_, first), (_, later) in zip(ranked, ranked[1:], strict=False))
     for entry_id, score in ranked:
-        assert assistant.match_score(AMBIGUOUS, entry_id) == pytest.approx(score)
-    assert assistant.match_score(AMBIGUOUS, "no_such_entry") == 0.0
+        assert assistant.match_score(near_miss, entry_id) == pytest.approx(score)
+    assert assistant.match_score(near_miss, "no_such_entry") == 0.0
     assert assistant.suggest("", k=3) == []
 
 
@@ -155,13 +166,13 @@ def test_append_and_remove_keep_what_a_person_wrote(data_dir):
 # -- suggestions ------------------------------------------------------------------------------------
 
 
-def test_cards_have_short_stable_ids_and_the_engines_suggestions(live):
-    card = card_for(live, AMBIGUOUS, AMBIGUOUS + "？")
-    again = card_for(live, AMBIGUOUS + "？", AMBIGUOUS)
+def test_cards_have_short_stable_ids_and_the_engines_suggestions(live, near_miss):
+    card = card_for(live, near_miss, near_miss + "？")
+    again = card_for(live, near_miss + "？", near_miss)
     assert card.gid == again.gid and len(card.gid) == suggestions.GROUP_ID_CHARS
     assert len(f"lrn:a:{card.gid}:2".encode()) <= 64
     # A card orders its suggestions by score, averaged over the group's wordings.
-    assert card.suggestions[0].entry_id == max(live.suggest(AMBIGUOUS), key=lambda es: es[1])[0]
+    assert card.suggestions[0].entry_id == max(live.suggest(near_miss), key=lambda es: es[1])[0]
     assert [s.score for s in card.suggestions] == sorted((s.score for s in card.suggestions), reverse=True)
     assert len(card.suggestions) <= 3 and all(0 < s.score <= 1 for s in card.suggestions)
     assert suggestions.Card.from_state(card.to_state()) == card
@@ -176,23 +187,23 @@ def test_handled_questions_leave_the_unanswered_list():
 # -- accept, undo, restart --------------------------------------------------------------------------
 
 
-def test_accept_answers_at_once_undo_reverts_and_a_restart_keeps_it(live, data_dir):
-    assert live.answer(AMBIGUOUS).outcome is not Outcome.ANSWERED
-    card = card_for(live, AMBIGUOUS)
+def test_accept_answers_at_once_undo_reverts_and_a_restart_keeps_it(live, data_dir, near_miss):
+    assert live.answer(near_miss).outcome is not Outcome.ANSWERED
+    card = card_for(live, near_miss)
     target = card.suggestions[0].entry_id  # staff accept the first suggestion
     result = teach.propose(live, teach.phrasings_change(live, card, target, "abc123"))
     assert result.saved and not result.conflicts and result.score == pytest.approx(1.0)
-    reply = live.answer(AMBIGUOUS)
+    reply = live.answer(near_miss)
     assert (reply.outcome, reply.faq_id) == (Outcome.ANSWERED, target)
     saved = records.read(data_dir)[0]
-    assert (saved.kind, saved.entry, saved.phrasings, saved.by) == ("phrasings", target, (AMBIGUOUS,), "abc123")
+    assert (saved.kind, saved.entry, saved.phrasings, saved.by) == ("phrasings", target, (near_miss,), "abc123")
     assert datetime.now(UTC) - saved.when < timedelta(minutes=1)
 
     restarted = Assistant.load(":memory:", data_dir)
-    assert restarted.answer(AMBIGUOUS).faq_id == target
+    assert restarted.answer(near_miss).faq_id == target
 
     assert teach.undo(live, saved.id) == saved
-    assert live.answer(AMBIGUOUS).outcome is not Outcome.ANSWERED
+    assert live.answer(near_miss).outcome is not Outcome.ANSWERED
     assert records.read(data_dir) == []
     with pytest.raises(KeyError):
         teach.undo(live, saved.id)
@@ -237,13 +248,13 @@ def test_a_conflict_is_reported_and_nothing_is_saved(live, data_dir):
     assert forced.saved and records.read(data_dir)[0].entry == other
 
 
-def test_a_broken_faq_on_disk_saves_nothing(live, data_dir):
+def test_a_broken_faq_on_disk_saves_nothing(live, data_dir, near_miss):
     (data_dir / "faq.yaml").write_text("entries: [", encoding="utf-8")
-    card = card_for(live, AMBIGUOUS)
+    card = card_for(live, near_miss)
     with pytest.raises(KnowledgeError):
         teach.propose(live, teach.phrasings_change(live, card, card.suggestions[0].entry_id, "abc123"))
     assert not (data_dir / "learned.yaml").exists()
-    assert live.answer(AMBIGUOUS).outcome is not Outcome.ANSWERED
+    assert live.answer(near_miss).outcome is not Outcome.ANSWERED
 
 
 # -- the /stats line --------------------------------------------------------------------------------
