@@ -225,13 +225,13 @@ class Engine:
     def _compose(self, decision: Decision, today: date, question: str = "", tokens: tuple[str, ...] = ()) -> Reply:
         kb, policy = self.kb, self.policy
         entries = kb.entries
-        if (decision.action is not Action.REFUSE and decision.confidence < 1.0 and tokens
-                and all(t not in self.index.weights for t in tokens)):
-            # Not one word the knowledge base knows ("股票明天会涨吗"): whatever the models make of
-            # it, the notice is not what it asks about, and a menu of guesses would not help either.
-            return compose.unknown_reply(kb, decision.confidence)
+        # Not one word the knowledge base knows ("股票明天会涨吗"): whatever the models make of it,
+        # the notice is not what it asks about (a not-covered entry may still say what it is silent on).
+        unknown_words = bool(tokens) and all(t not in self.index.weights for t in tokens)
         if decision.action is Action.ANSWER:
             best = decision.best
+            if unknown_words and decision.confidence < 1.0 and entries[best.entry_id].covered:
+                return compose.unknown_reply(kb, decision.confidence)
             if not entries[best.entry_id].covered and best.probability < policy.tie_floor:
                 # Confident that the notice is silent, not that it is silent on this entry's
                 # subject (the weather is not a question about office hours): say so plainly.
@@ -247,6 +247,8 @@ class Engine:
             if not any(e.covered for e in tied):
                 # Every candidate is something the notice is silent on: say so, precisely.
                 return compose.entry_reply(kb, tied[0], today, decision.confidence)
+            if unknown_words:  # a menu of guesses would not help either
+                return compose.unknown_reply(kb, decision.confidence)
             checked = compose.contradicted(kb, tied, question, today) if question else None
             if checked is not None:
                 others = [e for e in tied if e.id != checked.id]
